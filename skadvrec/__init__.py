@@ -1,0 +1,14 @@
+"""skadvrec: scikit-learn-compatible adversarially trained recommenders.
+
+Fit / predict / score estimators with torch internals (GPU when there is one), and fairness and
+robustness measures as scorers that work in GridSearchCV and Pipeline.
+"""
+
+from .linear import EASE, EASEIPW
+from .metrics import (AUCScorer, GroupMetricScorer, HitRateScorer, NDCGScorer, RankingScorer,
+                      RecallScorer)
+
+__version__ = "0.1.0.dev0"
+
+__all__ = ["EASE", "EASEIPW", "RankingScorer", "NDCGScorer", "RecallScorer", "HitRateScorer",
+           "AUCScorer", "GroupMetricScorer", "__version__"]

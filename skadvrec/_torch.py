@@ -1,0 +1,158 @@
+"""Torch plumbing shared by every estimator family.
+
+Device resolution, seeded generators, scipy.sparse → torch conversion, row batching and the
+gradient-reversal layer live here once, so that no family re-implements them.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+__all__ = [
+    "resolve_device",
+    "resolve_dtype",
+    "make_generator",
+    "seed_from_random_state",
+    "csr_to_torch",
+    "dense_rows",
+    "iter_row_batches",
+    "grad_reverse",
+    "device_free_bytes",
+]
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_device(device="auto") -> torch.device:
+    """Turn the estimators' ``device`` parameter into a :class:`torch.device`.
+
+    ``"auto"`` picks the first CUDA device when one is visible, else the CPU. An explicit
+    CUDA device that is not available raises instead of silently running on the CPU.
+    """
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise ValueError(
+            f"device must be a string such as 'auto', 'cpu', 'cuda' or 'cuda:1'; got {device!r}."
+        )
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"device={device!r} is not a valid torch device; use 'auto', 'cpu', 'cuda' or "
+            "'cuda:<index>'."
+        ) from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but CUDA is not available on this machine; "
+                "use device='auto' or device='cpu'."
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} does not exist: only {torch.cuda.device_count()} CUDA "
+                "device(s) are visible."
+            )
+    elif dev.type != "cpu":
+        raise ValueError(f"device type {dev.type!r} is not supported; use 'cpu' or 'cuda'.")
+    return dev
+
+
+def resolve_dtype(dtype="float32") -> torch.dtype:
+    """Map the ``dtype`` parameter (``"float32"`` or ``"float64"``) to a torch dtype."""
+    if isinstance(dtype, torch.dtype) and dtype in _DTYPES.values():
+        return dtype
+    key = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    if key not in _DTYPES:
+        raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}.")
+    return _DTYPES[key]
+
+
+def seed_from_random_state(random_state) -> int:
+    """Draw a 63-bit seed from anything :func:`sklearn.utils.check_random_state` accepts."""
+    from sklearn.utils import check_random_state
+
+    rs = check_random_state(random_state)
+    return int(rs.randint(0, 2**31 - 1)) * 2**31 + int(rs.randint(0, 2**31 - 1))
+
+
+def make_generator(random_state, device) -> torch.Generator:
+    """A torch generator on ``device`` seeded from ``random_state`` (never global seeding)."""
+    dev = torch.device(device)
+    gen = torch.Generator(device=dev.type if dev.type == "cpu" else dev)
+    gen.manual_seed(seed_from_random_state(random_state))
+    return gen
+
+
+def csr_to_torch(X, device, dtype=torch.float32) -> torch.Tensor:
+    """Convert a scipy sparse matrix to a torch sparse CSR tensor on ``device``."""
+    X = sp.csr_matrix(X)
+    return torch.sparse_csr_tensor(
+        torch.from_numpy(X.indptr.astype(np.int64)),
+        torch.from_numpy(X.indices.astype(np.int64)),
+        torch.from_numpy(X.data).to(dtype),
+        size=X.shape,
+    ).to(device)
+
+
+def dense_rows(X, rows, device, dtype=torch.float32) -> torch.Tensor:
+    """Rows ``rows`` (slice or index array) of scipy CSR ``X`` as a dense tensor on ``device``.
+
+    The scatter happens on the target device, so only the non-zeros cross the bus.
+    """
+    sub = X[rows]
+    n_rows = sub.shape[0]
+    out = torch.zeros((n_rows, X.shape[1]), dtype=dtype, device=device)
+    if sub.nnz:
+        counts = np.diff(sub.indptr)
+        r = torch.from_numpy(np.repeat(np.arange(n_rows), counts)).to(device)
+        c = torch.from_numpy(sub.indices.astype(np.int64)).to(device)
+        v = torch.from_numpy(sub.data).to(device=device, dtype=dtype)
+        out[r, c] = v
+    return out
+
+
+def iter_row_batches(n_rows: int, batch_size: int):
+    """Yield ``slice`` objects that cover ``range(n_rows)`` in order."""
+    if not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    for start in range(0, n_rows, batch_size):
+        yield slice(start, min(start + batch_size, n_rows))
+
+
+def device_free_bytes(device: torch.device) -> int | None:
+    """Free memory on ``device`` in bytes, or None where it cannot be told (CPU)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        import os
+
+        pages = os.sysconf("SC_AVPHYS_PAGES")
+        size = os.sysconf("SC_PAGE_SIZE")
+        return int(pages * size)
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return None
+
+
+class _GradReverse(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -ctx.scale * grad, None
+
+
+def grad_reverse(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """Identity in the forward pass; multiplies the gradient by ``-scale`` going back."""
+    return _GradReverse.apply(x, float(scale))
