@@ -318,10 +318,16 @@ def _ensure_files(spec, data_home, download, dataset, loader):
         if not download:
             raise _not_found_error(folder, missing, dataset, loader)
         data_home.mkdir(parents=True, exist_ok=True)
-        if "url" in spec:
-            _fetch_movielens_zip(spec, folder, data_home)
-        else:
-            _fetch_plain_files(spec, folder)
+        created = not folder.exists()
+        try:
+            if "url" in spec:
+                _fetch_movielens_zip(spec, folder, data_home)
+            else:
+                _fetch_plain_files(spec, folder)
+        except BaseException:
+            if created and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()  # leave no empty dataset folder behind after a failure
+            raise
     return folder
 
 
@@ -404,7 +410,7 @@ def _load_ml100k(folder):
     )
     index = pd.Index(raw_items["item"].to_numpy(dtype=np.int64), name="item")
     release = pd.to_datetime(
-        raw_items["release_date"].replace("", None), format="%d-%b-%Y", errors="coerce"
+        raw_items["release_date"], format="%d-%b-%Y", errors="coerce"
     )
     items = pd.DataFrame(
         {

@@ -73,7 +73,9 @@ def fold_in_split(X, fold_in_fraction=0.8, *, random_state=0):
     order = np.lexsort((keys, rows))  # grouped by row, random within the row
     pos = np.empty(X.nnz, dtype=np.int64)
     pos[order] = np.arange(X.nnz) - np.repeat(X.indptr[:-1], counts)
-    n_out = np.where(counts >= 2, np.maximum(1, np.floor((1 - fold_in_fraction) * counts)), 0)
+    # the 1e-9 keeps (1 - 0.8) * 10 = 1.99999... from flooring to 1 (Liang's int(0.2 * n) is 2)
+    n_out = np.where(counts >= 2,
+                     np.maximum(1, np.floor((1 - fold_in_fraction) * counts + 1e-9)), 0)
     is_out = pos < np.repeat(n_out, counts)
     data_in = np.where(is_out, 0, X.data)
     data_out = np.where(is_out, X.data, 0)
@@ -254,7 +256,7 @@ class InteractionHoldout(BaseCrossValidator):
             n = np.full_like(counts, int(self.test_size))
         else:
             _check_fraction(self.test_size, "test_size")
-            n = np.maximum(1, np.floor(self.test_size * counts)).astype(counts.dtype)
+            n = np.maximum(1, np.floor(self.test_size * counts + 1e-9)).astype(counts.dtype)
         return np.where(counts - n >= self.min_train, n, 0)
 
     def split(self, X, y=None, groups=None):
