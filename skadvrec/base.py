@@ -19,6 +19,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator
+from sklearn.utils import TransformerTags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._torch import dense_rows, iter_row_batches, resolve_device, resolve_dtype
@@ -120,7 +121,10 @@ def check_interactions(X, *, item_ids=None, rating_threshold=None, allow_empty_r
     else:
         arr = np.asarray(X)
         if arr.dtype == object:
-            raise ValueError(f"X has dtype object; {_TABLE_HELP}")
+            try:
+                arr = arr.astype(np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(f"X has non-numeric entries; {_TABLE_HELP}") from None
         m = sp.csr_matrix(arr.astype(np.float64 if arr.dtype == np.float64 else np.float32))
     if m.ndim != 2 or m.shape[0] == 0 or m.shape[1] == 0:
         raise ValueError(f"X must be a non-empty 2-D user x item matrix; got shape {m.shape}.")
@@ -255,6 +259,10 @@ class BaseRecommender(BaseEstimator):
         self._fit(matrix, S)
         return self
 
+    def fit_transform(self, X, y=None, *, sensitive_features=None):
+        """Fit, then return :meth:`transform` of the same X."""
+        return self.fit(X, y, sensitive_features=sensitive_features).transform(X)
+
     def _ensure_device(self):
         """After unpickling (tensors on the CPU), move fitted tensors to the usable device."""
         dev = self.device_
@@ -350,8 +358,9 @@ class BaseRecommender(BaseEstimator):
         Returns
         -------
         ndarray of shape (n_users, k) or DataFrame
-            Matrix form: item ids. Table form: a long DataFrame with columns ``user``, ``item``,
-            ``rank`` (1 = best) and ``score``.
+            Matrix form: item ids (column indices), padded with -1 where a user has fewer than
+            ``k`` unseen items. Table form: a long DataFrame with columns ``user``, ``item``,
+            ``rank`` (1 = best) and ``score``, with no row for such missing slots.
         """
         if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
             raise ValueError(f"k must be a positive integer; got {k!r}.")
@@ -365,12 +374,17 @@ class BaseRecommender(BaseEstimator):
             idx = topk_ranking(s, k)
             top[sl] = idx.cpu().numpy()
             top_scores[sl] = torch.gather(s, 1, idx).double().cpu().numpy()
-        items = self.item_ids_[top]
+        # a user with fewer than k rankable items: the masked (seen) slots are not items to offer
+        valid = top_scores > float(_mask_value(self._torch_dtype())) if exclude_seen else None
         if users is None:
+            items = self.item_ids_[top]
+            if valid is not None and not valid.all():
+                items = np.where(valid, items, -1)
             return items
-        return pd.DataFrame({
-            USER: np.repeat(users, k), ITEM: items.ravel(),
+        out = pd.DataFrame({
+            USER: np.repeat(users, k), ITEM: self.item_ids_[top].ravel(),
             "rank": np.tile(np.arange(1, k + 1), n), "score": top_scores.ravel()})
+        return out if valid is None else out[valid.ravel()].reset_index(drop=True)
 
     def transform(self, X):
         """The model's representation of each user of X (see the estimator's docstring).
@@ -506,4 +520,5 @@ class BaseRecommender(BaseEstimator):
         tags.input_tags.positive_only = True
         tags.input_tags.allow_nan = False
         tags.target_tags.required = False
+        tags.transformer_tags = TransformerTags(preserves_dtype=[])
         return tags

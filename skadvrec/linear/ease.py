@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn.utils import metadata_routing
 
 from .._torch import device_free_bytes, dense_rows
 from ..base import BaseRecommender
@@ -145,6 +146,10 @@ class EASE(BaseRecommender):
     >>> 0 <= model.score(X[150:]) <= 1
     True
     """
+
+    # EASE ignores sensitive_features: keep it out of metadata routing, so that routing it to a
+    # scorer in GridSearchCV needs no set_fit_request call on the model.
+    __metadata_request__fit = {"sensitive_features": metadata_routing.UNUSED}
 
     def __init__(self, *, l2=500.0, dtype="float32", device="auto", batch_size=2048,
                  rating_threshold=4.0, random_state=None, verbose=False):

@@ -22,9 +22,10 @@ __all__ = ["RankingScorer", "NDCGScorer", "RecallScorer", "HitRateScorer", "AUCS
 def _unwrap(estimator, X):
     """Apply a Pipeline's transformers and return its final recommender with the new X."""
     if isinstance(estimator, Pipeline):
-        if len(estimator.steps) > 1:
-            X = estimator[:-1].transform(X)
-        estimator = estimator[-1]
+        for _, step in estimator.steps[:-1]:
+            if step is not None and step != "passthrough":
+                X = step.transform(X)
+        estimator = estimator.steps[-1][1]
     if not hasattr(estimator, "evaluate"):
         raise TypeError(
             f"{type(estimator).__name__} has no evaluate(); skadvrec scorers need a skadvrec "
