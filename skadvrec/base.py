@@ -411,7 +411,8 @@ class BaseRecommender(BaseEstimator):
                 parts.append(self._transform_rows(xb).cpu().numpy())
         return np.concatenate(parts)
 
-    def evaluate(self, X, metrics=("ndcg@100",), *, fold_in_fraction=0.8, random_state=0):
+    def evaluate(self, X, metrics=("ndcg@100",), *, targets=None, fold_in_fraction=0.8,
+                 random_state=0):
         """Per-user ranking metrics on held-out data.
 
         Matrix form: each row of X is a held-out user; it is split (seeded) into a fold-in part
@@ -426,6 +427,10 @@ class BaseRecommender(BaseEstimator):
             Held-out data.
         metrics : str or sequence of str, default=("ndcg@100",)
             Metric names: ``"ndcg@k"``, ``"recall@k"``, ``"hitrate@k"``, ``"auc"``.
+        targets : sparse matrix of shape X.shape, default=None
+            Matrix form only: explicit held-out items per row. Then X is used whole as the
+            input (and masked) and no fold-in split is made, as in the LightGCN train/test
+            protocol: ``model.evaluate(train, ["recall@20"], targets=test)``.
         fold_in_fraction : float, default=0.8
             Matrix form only: share of each row used as input.
         random_state : int, default=0
@@ -464,7 +469,18 @@ class BaseRecommender(BaseEstimator):
             targets.eliminate_zeros()
         else:
             rows_all, _, _ = self._input(X)
-            inputs, targets = fold_in_split(rows_all, fold_in_fraction, random_state=random_state)
+            if targets is None:
+                inputs, targets = fold_in_split(rows_all, fold_in_fraction,
+                                                random_state=random_state)
+            else:
+                targets, _ = check_interactions(targets)
+                targets = targets.matrix
+                if targets.shape != rows_all.shape:
+                    raise ValueError(f"targets has shape {targets.shape} but X has shape "
+                                     f"{rows_all.shape}; pass one target row per row of X.")
+                inputs = rows_all
+                targets = targets - targets.multiply(inputs > 0)  # input items are not ranked
+                targets.eliminate_zeros()
             rows_out, user_idx = np.arange(rows_all.shape[0]), None
         if getattr(self, "_needs_device_check", False):
             self._ensure_device()

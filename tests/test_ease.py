@@ -188,3 +188,19 @@ def test_cuda_fit_matches_cpu_and_pickles_to_cpu(data):
     state = mc.__getstate__()
     assert state["coef_"].device.type == "cpu"
     assert mc.coef_.device.type == "cuda"  # pickling leaves the live model on the GPU
+
+
+def test_evaluate_with_explicit_targets(data):
+    from skadvrec.metrics import ranking_metrics
+    from skadvrec.model_selection import fold_in_split
+    X_in, X_out = fold_in_split(data.X, 0.8, random_state=0)
+    m = EASE(l2=20.0, device="cpu").fit(X_in)
+    got, rows = m.evaluate(X_in, ["ndcg@20", "recall@10"], targets=X_out)
+    ref = ranking_metrics(X_out, m.predict(X_in), ["ndcg@20", "recall@10"], exclude=X_in)
+    for name in got:
+        np.testing.assert_allclose(got[name], ref[name], rtol=1e-5)
+    # and it equals the fold-in path with the same seed
+    folded, _ = m.evaluate(data.X, ["ndcg@20"], random_state=0)
+    np.testing.assert_allclose(folded["ndcg@20"], got["ndcg@20"], rtol=1e-5)
+    with pytest.raises(ValueError, match="targets has shape"):
+        m.evaluate(X_in, ["ndcg@20"], targets=X_out[:10])

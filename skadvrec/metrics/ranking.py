@@ -68,16 +68,16 @@ def _mask_value(dtype):
     return torch.finfo(dtype).min
 
 
-def topk_ranking(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices of the top-``k`` items per row, best first, ties broken by lower item index.
+def _order_kept(idx, vals):
+    """Order kept items by (score descending, index ascending)."""
+    idx_sorted, perm = torch.sort(idx, dim=1)
+    vals = torch.gather(vals, 1, perm)
+    order = torch.sort(vals, dim=1, descending=True, stable=True).indices
+    return torch.gather(idx_sorted, 1, order)
 
-    ``torch.topk`` gives no guarantee on which of several equal scores it returns; here the
-    items strictly above the k-th value are kept, the tied ones are filled in by index, and the
-    k kept items are ordered by (score descending, index ascending).
-    """
-    n_items = scores.shape[1]
-    if k > n_items:
-        raise ValueError(f"k={k} is larger than the number of items ({n_items}).")
+
+def _topk_with_ties(scores, k):
+    """Exact rule for rows whose k-th value is tied with items outside the top k."""
     vals = torch.topk(scores, k, dim=1, sorted=False).values
     kth = vals.min(dim=1, keepdim=True).values
     above = scores > kth
@@ -85,9 +85,31 @@ def topk_ranking(scores: torch.Tensor, k: int) -> torch.Tensor:
     need = k - above.sum(dim=1, keepdim=True)
     keep = above | (tied & (torch.cumsum(tied, dim=1) <= need))
     idx = keep.nonzero(as_tuple=False)[:, 1].reshape(scores.shape[0], k)  # ascending index
-    kept = torch.gather(scores, 1, idx)
-    order = torch.sort(kept, dim=1, descending=True, stable=True).indices
-    return torch.gather(idx, 1, order)
+    return _order_kept(idx, torch.gather(scores, 1, idx))
+
+
+def topk_ranking(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the top-``k`` items per row, best first, ties broken by lower item index.
+
+    ``torch.topk`` gives no guarantee on which of several equal scores it returns. The top
+    ``k + 1`` values tell whether the k-th value is tied with an item outside the top k; where
+    it is not (nearly always with real-valued scores), the kept set is exact and only its order
+    is fixed. Rows with a tie across the boundary go through an exact pass that fills the last
+    places by item index.
+    """
+    n_rows, n_items = scores.shape
+    if k > n_items:
+        raise ValueError(f"k={k} is larger than the number of items ({n_items}).")
+    if k == n_items:
+        idx = torch.arange(n_items, device=scores.device).expand(n_rows, -1)
+        return _order_kept(idx.contiguous(), scores)
+    vals, idx = torch.topk(scores, k + 1, dim=1, sorted=True)
+    out = _order_kept(idx[:, :k].contiguous(), vals[:, :k].contiguous())
+    boundary_tie = vals[:, k] == vals[:, k - 1]
+    if bool(boundary_tie.any()):
+        rows = boundary_tie.nonzero(as_tuple=True)[0]
+        out[rows] = _topk_with_ties(scores[rows], k)
+    return out
 
 
 def _auc_rows(scores, targets):
