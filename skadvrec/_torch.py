@@ -19,6 +19,7 @@ __all__ = [
     "seed_from_random_state",
     "csr_to_torch",
     "dense_rows",
+    "csr_row_coords",
     "iter_row_batches",
     "grad_reverse",
     "device_free_bytes",
@@ -116,6 +117,14 @@ def dense_rows(X, rows, device, dtype=torch.float32) -> torch.Tensor:
         v = torch.from_numpy(sub.data).to(device=device, dtype=dtype)
         out[r, c] = v
     return out
+
+
+def csr_row_coords(X, rows, device):
+    """(row, col) index tensors of the non-zeros of ``X[rows]``, rows numbered from 0."""
+    sub = X[rows]
+    r = torch.from_numpy(np.repeat(np.arange(sub.shape[0]), np.diff(sub.indptr))).to(device)
+    c = torch.from_numpy(sub.indices.astype(np.int64)).to(device)
+    return r, c
 
 
 def iter_row_batches(n_rows: int, batch_size: int):

@@ -22,7 +22,8 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import TransformerTags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._torch import dense_rows, iter_row_batches, resolve_device, resolve_dtype
+from ._torch import (csr_row_coords, dense_rows, iter_row_batches, resolve_device,
+                     resolve_dtype)
 from .metrics.ranking import _as_specs, _check_k, _mask_value, _metrics_on_batch, topk_ranking
 from .model_selection import fold_in_split
 
@@ -168,7 +169,7 @@ class BaseRecommender(BaseEstimator):
     Subclasses define their parameters in ``__init__`` (stored unchanged), and implement
     ``_fit(X, sensitive_features)`` on a CSR users × items matrix and
     ``_scores_from_rows(X_batch)`` that maps a dense (batch, n_items) tensor of input rows on
-    ``self.device_`` to a (batch, n_items) score tensor.
+    ``self.device_`` to a fresh (batch, n_items) score tensor (the caller masks it in place).
 
     Common parameters (set by subclasses): ``device`` ("auto", "cpu", "cuda", "cuda:1"),
     ``random_state``, ``verbose``, ``batch_size`` (users per scoring batch) and
@@ -315,9 +316,9 @@ class BaseRecommender(BaseEstimator):
                     s = self._scores_from_rows(dense_rows(rows, sl, self.device_, dtype))
                 else:
                     s = self._scores_from_users(user_idx[sl])
-                if mask_seen:
-                    seen = dense_rows(seen_src, sl, self.device_, torch.bool)
-                    s = s.masked_fill(seen, _mask_value(s.dtype))
+                if mask_seen:  # scatter the few seen entries instead of a dense mask
+                    r, c = csr_row_coords(seen_src, sl, self.device_)
+                    s[r, c] = _mask_value(s.dtype)
                 yield sl, s
 
     # -- public API --------------------------------------------------------------------------
@@ -486,9 +487,10 @@ class BaseRecommender(BaseEstimator):
             self._ensure_device()
             self._needs_device_check = False
         parts = {name: [] for name, _, _ in specs}
+        n_targets = torch.from_numpy(np.diff(targets.indptr)).to(self.device_)
         for sl, s in self._iter_scores(inputs, user_idx, mask_seen=True):
             t = dense_rows(targets, sl, self.device_, torch.bool)
-            for name, val in _metrics_on_batch(s, t, specs).items():
+            for name, val in _metrics_on_batch(s, t, specs, n_targets[sl]).items():
                 parts[name].append(val.cpu().numpy())
         return {n: np.concatenate(v) for n, v in parts.items()}, rows_out
 

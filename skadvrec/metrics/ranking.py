@@ -130,9 +130,12 @@ def _auc_rows(scores, targets):
     return wins.sum(dim=1) / (n_pos * n_neg)
 
 
-def _metrics_on_batch(scores, targets, specs):
-    """Per-user metric values for one batch: ``specs`` is a list of (name, kind, k)."""
-    n_t = targets.sum(dim=1)
+def _metrics_on_batch(scores, targets, specs, n_targets=None):
+    """Per-user metric values for one batch: ``specs`` is a list of (name, kind, k).
+
+    ``n_targets`` (per-row target counts) may be given to spare a pass over ``targets``.
+    """
+    n_t = targets.sum(dim=1) if n_targets is None else n_targets
     has = n_t > 0
     out = {}
     ks = [k for _, kind, k in specs if kind != "auc"]
