@@ -223,16 +223,14 @@ class BaseRecommender(BaseEstimator):
             raise ValueError("X has no interactions (all entries are zero).")
         self.device_ = resolve_device(self.device)
         self.n_items_ = data.matrix.shape[1]
+        self.train_matrix_ = data.matrix
         if data.kind == "table":
             self.item_ids_ = item_ids
             self.user_ids_ = data.user_ids
-            self.train_matrix_ = data.matrix
             self.__dict__.pop("n_features_in_", None)
         else:
             self.item_ids_ = np.arange(self.n_items_)
-            for attr in ("user_ids_", "train_matrix_"):
-                if hasattr(self, attr):
-                    delattr(self, attr)
+            self.__dict__.pop("user_ids_", None)
         self.input_form_ = data.kind
         n_rows = len(X) if isinstance(X, pd.DataFrame) else data.matrix.shape[0]
         S = _per_user_frame(sensitive_features, data, n_rows)
@@ -486,13 +484,17 @@ class BaseRecommender(BaseEstimator):
         if getattr(self, "_needs_device_check", False):
             self._ensure_device()
             self._needs_device_check = False
+        return self._evaluate_rows(inputs, user_idx, targets, specs), rows_out
+
+    def _evaluate_rows(self, inputs, user_idx, targets, specs):
+        """Per-user metrics: rank for ``inputs`` rows (or fitted ``user_idx``), inputs masked."""
         parts = {name: [] for name, _, _ in specs}
         n_targets = torch.from_numpy(np.diff(targets.indptr)).to(self.device_)
         for sl, s in self._iter_scores(inputs, user_idx, mask_seen=True):
             t = dense_rows(targets, sl, self.device_, torch.bool)
             for name, val in _metrics_on_batch(s, t, specs, n_targets[sl]).items():
                 parts[name].append(val.cpu().numpy())
-        return {n: np.concatenate(v) for n, v in parts.items()}, rows_out
+        return {n: np.concatenate(v) for n, v in parts.items()}
 
     def score(self, X, y=None):
         """Mean NDCG@k on held-out data (``k = min(100, n_items)``), see :meth:`evaluate`.

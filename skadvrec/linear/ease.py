@@ -126,6 +126,11 @@ class EASE(BaseRecommender):
     n_items_ : int
     item_ids_ : ndarray of shape (n_items,)
         Item ids (column indices for the matrix form).
+    train_matrix_ : csr_matrix of shape (n_fitted_users, n_items)
+        The binarised training interactions (kept to mask seen items of fitted users and to
+        refit reference models per CV fold).
+    user_ids_ : ndarray
+        Fitted user ids (table form only).
     device_ : torch.device
     input_form_ : {"matrix", "table"}
 

@@ -1,0 +1,417 @@
+"""Adversarially reweighted EASE: ARM, R-LARM and R-LARM(NN).
+
+Shivaswamy & Garcia-Garcia, "Adversary or Friend? An adversarial Approach to Improving
+Recommender Systems", RecSys 2022. A learner W (items × items, zero diagonal) minimises a
+user-weighted squared reconstruction loss while an adversary, a function of the user's
+interaction row, chooses the user weights to maximise either the same loss (ARM) or the users'
+ranking loss 1 − NDCG@k (R-LARM). Weights are σ(g(x_i)) normalised over each mini-batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import numbers
+import time
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from tqdm.auto import tqdm
+
+from .._torch import dense_rows, make_generator
+from ..base import BaseRecommender
+from ..metrics.ranking import _metrics_on_batch, parse_metric
+from ..model_selection import fold_in_split
+from .ease import ease_closed_form
+
+__all__ = ["ARM", "RLARM"]
+
+
+class _Adversary(torch.nn.Module):
+    """g(x): linear ``x·a`` or one hidden tanh layer ``tanh(x A0) A1`` (R-LARM(NN))."""
+
+    def __init__(self, n_items, kind, hidden_size, generator, device, dtype, uniform_start):
+        super().__init__()
+        self.kind = kind
+        if kind == "linear":
+            std = (2.0 / (n_items + 1)) ** 0.5
+            self.a = torch.nn.Parameter(
+                torch.randn(n_items, 1, generator=generator, device=device, dtype=dtype) * std)
+        else:
+            std0 = (2.0 / (n_items + hidden_size)) ** 0.5
+            std1 = (2.0 / (hidden_size + 1)) ** 0.5
+            self.A0 = torch.nn.Parameter(torch.randn(n_items, hidden_size, generator=generator,
+                                                     device=device, dtype=dtype) * std0)
+            self.A1 = torch.nn.Parameter(torch.randn(hidden_size, 1, generator=generator,
+                                                     device=device, dtype=dtype) * std1)
+        if uniform_start:  # a zero output layer: every user starts with the same weight
+            with torch.no_grad():
+                (self.a if kind == "linear" else self.A1).zero_()
+
+    def forward(self, X):
+        if self.kind == "linear":
+            return (X @ self.a).squeeze(1)
+        return (torch.tanh(X @ self.A0) @ self.A1).squeeze(1)
+
+    def sq_norm(self):
+        return sum((p * p).sum() for p in self.parameters())
+
+
+def _check_number(value, name, *, low=0.0, strict=False, integer=False):
+    kind = numbers.Integral if integer else numbers.Real
+    bad = not isinstance(value, kind) or isinstance(value, bool)
+    if not bad:
+        bad = value <= low if strict else value < low
+    if bad:
+        what = "an integer" if integer else "a number"
+        raise ValueError(f"{name} must be {what} {'>' if strict else '>='} {low}; got {value!r}.")
+
+
+class _AdversarialEASE(BaseRecommender):
+    """Shared training loop of ARM and R-LARM (the adversary's objective is the difference)."""
+
+    _adversary_objective = None  # "squared" (ARM) or "ndcg" (R-LARM)
+
+    def __init__(self, *, l2=500.0, adversary_l2=1000.0, adversary="linear", hidden_size=8,
+                 ndcg_k=100, warmup_epochs=1, learning_rate=5e-5, init="ease", batch_size=1024,
+                 max_iter=100, early_stopping=True, n_iter_no_change=5, validation_fraction=0.1,
+                 validation_metric="ndcg@100", dtype="float32", device="auto",
+                 rating_threshold=4.0, random_state=None, verbose=False):
+        self.l2 = l2
+        self.adversary_l2 = adversary_l2
+        self.adversary = adversary
+        self.hidden_size = hidden_size
+        self.ndcg_k = ndcg_k
+        self.warmup_epochs = warmup_epochs
+        self.learning_rate = learning_rate
+        self.init = init
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.early_stopping = early_stopping
+        self.n_iter_no_change = n_iter_no_change
+        self.validation_fraction = validation_fraction
+        self.validation_metric = validation_metric
+        self.dtype = dtype
+        self.device = device
+        self.rating_threshold = rating_threshold
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- validation ------------------------------------------------------------------------
+    def _check_params(self, n_items):
+        _check_number(self.l2, "l2", strict=True)
+        _check_number(self.adversary_l2, "adversary_l2")
+        _check_number(self.learning_rate, "learning_rate", strict=True)
+        _check_number(self.max_iter, "max_iter", low=1, integer=True)
+        _check_number(self.warmup_epochs, "warmup_epochs", integer=True)
+        _check_number(self.n_iter_no_change, "n_iter_no_change", low=1, integer=True)
+        _check_number(self.ndcg_k, "ndcg_k", low=1, integer=True)
+        if self.adversary not in ("linear", "mlp"):
+            raise ValueError(f"adversary must be 'linear' or 'mlp'; got {self.adversary!r}.")
+        if self.adversary == "mlp":
+            _check_number(self.hidden_size, "hidden_size", low=1, integer=True)
+        if self.init not in ("ease", "random"):
+            raise ValueError(f"init must be 'ease' or 'random'; got {self.init!r}.")
+        if self.ndcg_k > n_items:
+            raise ValueError(f"ndcg_k={self.ndcg_k} is larger than the number of items "
+                             f"({n_items}).")
+        if self.early_stopping:
+            if not (isinstance(self.validation_fraction, numbers.Real)
+                    and 0 < self.validation_fraction < 1):
+                raise ValueError("validation_fraction must be in (0, 1) when early_stopping is "
+                                 f"on; got {self.validation_fraction!r}.")
+            _, k = parse_metric(self.validation_metric)
+            if k is not None and k > n_items:
+                raise ValueError(f"validation_metric={self.validation_metric!r}: k is larger "
+                                 f"than the number of items ({n_items}).")
+
+    def fit(self, X, y=None, *, sensitive_features=None, validation_data=None):
+        """Fit the learner and the adversary.
+
+        Parameters
+        ----------
+        X : sparse matrix of shape (n_users, n_items) or DataFrame
+            Training interactions.
+        y : None
+            Ignored.
+        sensitive_features : None
+            Ignored (the adversary sees no demographics).
+        validation_data : sparse matrix of shape (n_val_users, n_items), default=None
+            Full rows of held-out validation users for early stopping (folded in 80/20,
+            seeded). When None and ``early_stopping`` is on, ``validation_fraction`` of the
+            training users are held out instead.
+
+        Returns
+        -------
+        self : object
+        """
+        self._validation_data = validation_data
+        try:
+            return super().fit(X, y, sensitive_features=sensitive_features)
+        finally:
+            del self._validation_data
+
+    def _split_validation(self, X, rng):
+        if getattr(self, "_validation_data", None) is not None:
+            from ..base import check_interactions
+            V = check_interactions(self._validation_data)[0].matrix
+            if V.shape[1] != X.shape[1]:
+                raise ValueError(f"validation_data has {V.shape[1]} items but X has "
+                                 f"{X.shape[1]}.")
+            v_in, v_out = fold_in_split(V, 0.8, random_state=rng.randint(2**31 - 1))
+            return X, v_in, v_out
+        counts = np.diff(X.indptr)
+        eligible = np.flatnonzero(counts >= 2)
+        n_val = int(round(self.validation_fraction * X.shape[0]))
+        if n_val < 1 or n_val >= len(eligible):
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} gives {n_val} validation users "
+                f"out of {len(eligible)} with >= 2 interactions; adjust it or set "
+                "early_stopping=False.")
+        val = np.sort(rng.choice(eligible, n_val, replace=False))
+        train = np.setdiff1d(np.arange(X.shape[0]), val, assume_unique=True)
+        v_in, v_out = fold_in_split(X[val], 0.8, random_state=rng.randint(2**31 - 1))
+        return X[train], v_in, v_out
+
+    # -- training ---------------------------------------------------------------------------
+    def _fit(self, X, sensitive_features=None):
+        n_items = X.shape[1]
+        self._check_params(n_items)
+        rng = check_random_state(self.random_state)
+        dev, dtype = self.device_, self._torch_dtype()
+        gen = make_generator(rng, dev)
+        if self.early_stopping:
+            X_tr, v_in, v_out = self._split_validation(X, rng)
+            val_specs = [(self.validation_metric, *parse_metric(self.validation_metric))]
+        else:
+            X_tr, v_in, v_out = X, None, None
+        m = X_tr.shape[0]
+        bs = min(self._batch(), m)
+        if self.init == "ease":
+            W0 = ease_closed_form(X_tr, self.l2, device=dev, dtype=dtype)
+        else:
+            W0 = torch.randn(n_items, n_items, generator=gen, device=dev, dtype=dtype)
+            W0 *= (1.0 / n_items) ** 0.5
+            W0.fill_diagonal_(0.0)
+        W = torch.nn.Parameter(W0)
+        adv = _Adversary(n_items, self.adversary, self.hidden_size, gen, dev, dtype,
+                         uniform_start=self.init == "ease")
+        opt_w = torch.optim.Adam([W], lr=self.learning_rate)
+        opt_a = torch.optim.Adam(adv.parameters(), lr=self.learning_rate)
+        reg = self.l2 / m
+        spec = [("ndcg", "ndcg", self.ndcg_k)]
+        self.history_ = []
+        best, best_state, stale = -np.inf, None, 0
+        self.coef_ = W.data
+
+        def validate():
+            self.coef_ = W.data
+            with torch.no_grad():
+                val = self._evaluate_rows(v_in, None, v_out, val_specs)
+            return float(np.nanmean(val[self.validation_metric]))
+
+        if self.early_stopping:  # epoch 0: the initial model is a candidate too
+            best = validate()
+            best_state = (W.data.clone(), copy.deepcopy(adv.state_dict()), 0)
+            self.history_.append({"epoch": 0, "learner_loss": float("nan"),
+                                  "adversary_objective": float("nan"), "seconds": 0.0,
+                                  f"val_{self.validation_metric}": best})
+        epochs = tqdm(range(self.max_iter), disable=not self.verbose, desc=type(self).__name__)
+        for epoch in epochs:
+            t0 = time.perf_counter()
+            order = torch.randperm(m, generator=gen, device=dev).cpu().numpy()
+            adv_on = epoch >= self.warmup_epochs
+            sum_loss = sum_obj = 0.0
+            for start in range(0, m - bs + 1 if m >= bs else 1, bs):
+                xb = dense_rows(X_tr, order[start:start + bs], dev, dtype)
+                pred = xb @ W
+                loss_i = ((xb - pred) ** 2).sum(dim=1)
+                with torch.no_grad():
+                    sig = torch.sigmoid(adv(xb))
+                    p = sig / sig.sum()
+                learner = (p * loss_i).sum() + reg * (W * W).sum()
+                opt_w.zero_grad(set_to_none=True)
+                learner.backward()
+                opt_w.step()
+                with torch.no_grad():
+                    W.fill_diagonal_(0.0)
+                sum_loss += float(learner.detach())
+                if adv_on:
+                    with torch.no_grad():
+                        if self._adversary_objective == "squared":
+                            r = loss_i.detach()
+                        else:
+                            ndcg = _metrics_on_batch(pred.detach(), xb > 0, spec)["ndcg"]
+                            r = n_items * torch.nan_to_num(1.0 - ndcg, nan=0.0)
+                    sig = torch.sigmoid(adv(xb))
+                    obj = (sig / sig.sum() * r).sum() - 0.5 * self.adversary_l2 * adv.sq_norm()
+                    opt_a.zero_grad(set_to_none=True)
+                    (-obj).backward()
+                    opt_a.step()
+                    sum_obj += float(obj.detach())
+            record = {"epoch": epoch + 1, "learner_loss": sum_loss,
+                      "adversary_objective": sum_obj if adv_on else float("nan"),
+                      "seconds": time.perf_counter() - t0}
+            if self.early_stopping:
+                score = validate()
+                record[f"val_{self.validation_metric}"] = score
+                if score > best:
+                    best, stale = score, 0
+                    best_state = (W.data.clone(), copy.deepcopy(adv.state_dict()), epoch + 1)
+                else:
+                    stale += 1
+            self.history_.append(record)
+            if self.early_stopping and stale >= self.n_iter_no_change:
+                break
+        if self.early_stopping and best_state is not None:
+            W_best, adv_state, self.best_epoch_ = best_state
+            adv.load_state_dict(adv_state)
+            self.coef_ = W_best
+            self.best_validation_score_ = best
+        else:
+            self.coef_ = W.data
+            self.best_epoch_ = len(self.history_)
+        self.adversary_ = adv.requires_grad_(False)
+        self.n_iter_ = sum(1 for h in self.history_ if h["epoch"] > 0)
+        return self
+
+    def _scores_from_rows(self, X_rows):
+        return X_rows @ self.coef_
+
+    def adversary_weights(self, X):
+        """The adversary's weight of each user of X, relative to the average user.
+
+        Training normalises σ(g(x_i)) over each mini-batch; this returns σ(g(x_i)) divided by
+        its mean over the rows of X, so 2.0 means "counts twice as much as the average user".
+
+        Parameters
+        ----------
+        X : sparse matrix or DataFrame
+            Users, as in :meth:`predict`.
+
+        Returns
+        -------
+        ndarray of shape (n_users,)
+        """
+        rows, user_idx, _ = self._input(X)
+        src = rows if rows is not None else self.train_matrix_[user_idx]
+        dtype = self._torch_dtype()
+        out = []
+        with torch.no_grad():
+            for start in range(0, src.shape[0], self._batch()):
+                xb = dense_rows(src, slice(start, start + self._batch()), self.device_, dtype)
+                out.append(torch.sigmoid(self.adversary_(xb)).cpu().numpy())
+        w = np.concatenate(out).astype(np.float64)
+        return w / w.mean()
+
+
+_PARAMS_DOC = """
+    Parameters
+    ----------
+    l2 : float, default=500.0
+        Learner ridge penalty on Steck's scale (λ of EASE): the learner minimises
+        ``Σ_i p_i ‖x_i − x_i W‖² + (l2 / m) ‖W‖²_F`` with p summing to one over each mini-batch
+        of the m training users, so with uniform weights its optimum is EASE(l2).
+    adversary_l2 : float, default=1000.0
+        B, the penalty ``(B/2)‖A‖²`` on the adversary (larger = weights closer to uniform).
+    adversary : {"linear", "mlp"}, default="linear"
+        ``"linear"``: g(x) = x·a; ``"mlp"``: g(x) = tanh(x A0) A1 with ``hidden_size`` units
+        (R-LARM(NN) of the paper).
+    hidden_size : int, default=8
+        Hidden units of the ``"mlp"`` adversary.
+    ndcg_k : int, default=100
+        Cut-off of the in-sample NDCG in R-LARM's adversary objective (unused by ARM).
+    warmup_epochs : int, default=1
+        Epochs K of learner-only training before the adversary moves.
+    learning_rate : float, default=5e-5
+        Adam learning rate of both learner and adversary (the paper's grid: 1e-5 … 1e-4).
+    init : {"ease", "random"}, default="ease"
+        ``"ease"``: W starts from the EASE closed form with the same ``l2`` and the adversary's
+        output layer from zero, so training starts at the uniform-weight optimum and only the
+        adversary moves it. ``"random"``: Glorot-normal W and adversary, as in the paper's code.
+    batch_size : int, default=1024
+        Users per mini-batch (whole rows, dense on the device); also the scoring batch.
+    max_iter : int, default=100
+        Maximum epochs.
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the users (80/20 fold-in), evaluate
+        ``validation_metric`` after each epoch, stop after ``n_iter_no_change`` epochs without
+        improvement and keep the best epoch's model.
+    n_iter_no_change : int, default=5
+    validation_fraction : float, default=0.1
+    validation_metric : str, default="ndcg@100"
+    dtype : {"float32", "float64"}, default="float32"
+    device : str, default="auto"
+    rating_threshold : float or None, default=4.0
+        Table form: rows with a lower ``rating`` are not positives.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, the validation split and the mini-batch order.
+    verbose : bool, default=False
+        Show a tqdm bar over epochs.
+
+    Attributes
+    ----------
+    coef_ : torch.Tensor of shape (n_items, n_items)
+        The learner W (zero diagonal), from the best validation epoch.
+    adversary_ : torch.nn.Module
+        The trained adversary g (see :meth:`adversary_weights`).
+    history_ : list of dict
+        Per epoch: learner loss, adversary objective, seconds, validation metric (with early
+        stopping, a first entry ``epoch=0`` holds the initial model's validation score).
+    n_iter_ : int
+        Epochs run.
+    best_epoch_ : int
+        Epoch whose model is kept (0 = the initial model, when no epoch improved on it).
+    best_validation_score_ : float
+        Only with ``early_stopping=True``.
+    train_matrix_ : csr_matrix
+        The binarised training interactions.
+
+    Notes
+    -----
+    ``transform`` returns the reconstruction ``x·W`` (n_items values per user): like EASE, the
+    model has no latent space, so this vector is what a leakage audit attacks.
+"""
+
+
+class ARM(_AdversarialEASE):
+    __doc__ = """Adversarially reweighted EASE whose adversary ascends the squared loss (ARM).
+
+    The adversary maximises ``Σ_i p_i ‖x_i − x_i W‖² − (B/2)‖a‖²`` (eq. 9 of the paper). Its
+    weights then track user activity (the loss grows with the number of 1s in a row), which is
+    why the paper finds ARM ≈ EASE and proposes R-LARM.
+""" + _PARAMS_DOC + """
+    Examples
+    --------
+    >>> from skadvrec.datasets import make_interactions
+    >>> from skadvrec.linear import ARM
+    >>> X = make_interactions(n_users=300, n_items=50, random_state=0).X
+    >>> model = ARM(l2=20.0, learning_rate=1e-3, max_iter=3, ndcg_k=20,
+    ...             validation_metric="ndcg@20", device="cpu", random_state=0).fit(X)
+    >>> model.adversary_weights(X).shape
+    (300,)
+"""
+    _adversary_objective = "squared"
+
+
+class RLARM(_AdversarialEASE):
+    __doc__ = """Adversarially reweighted EASE with a ranking-loss adversary (R-LARM, R-LARM(NN)).
+
+    The adversary maximises ``n_items · Σ_i p_i (1 − NDCG_i@k) − (B/2)‖A‖²`` (eq. 10, and 12
+    with ``adversary="mlp"``), where NDCG_i@k is computed in-sample on the mini-batch rows (items
+    ranked by ``x_i W``, the row itself as relevance), as in the official code; the factor
+    ``n_items`` matches the code, so ``adversary_l2`` is on its scale. Only the adversary sees
+    the NDCG; the learner minimises the p-weighted squared loss.
+""" + _PARAMS_DOC + """
+    Examples
+    --------
+    >>> from skadvrec.datasets import make_interactions
+    >>> from skadvrec.linear import RLARM
+    >>> X = make_interactions(n_users=300, n_items=50, random_state=0).X
+    >>> model = RLARM(l2=20.0, adversary="mlp", hidden_size=4, learning_rate=1e-3,
+    ...               max_iter=3, ndcg_k=20, validation_metric="ndcg@20", device="cpu",
+    ...               random_state=0).fit(X)
+    >>> len(model.history_) <= 3
+    True
+"""
+    _adversary_objective = "ndcg"
