@@ -4,11 +4,12 @@ Fit / predict / score estimators with torch internals (GPU when there is one), a
 robustness measures as scorers that work in GridSearchCV and Pipeline.
 """
 
-from .linear import EASE, EASEIPW
+from .linear import ARM, EASE, EASEIPW, RLARM
 from .metrics import (AUCScorer, GroupMetricScorer, HitRateScorer, NDCGScorer, RankingScorer,
-                      RecallScorer)
+                      RecallScorer, UnderservedUpliftScorer)
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["EASE", "EASEIPW", "RankingScorer", "NDCGScorer", "RecallScorer", "HitRateScorer",
-           "AUCScorer", "GroupMetricScorer", "__version__"]
+__all__ = ["EASE", "EASEIPW", "ARM", "RLARM", "RankingScorer", "NDCGScorer", "RecallScorer",
+           "HitRateScorer", "AUCScorer", "GroupMetricScorer", "UnderservedUpliftScorer",
+           "__version__"]

@@ -3,11 +3,13 @@
 from ._scorers import (AUCScorer, HitRateScorer, NDCGScorer, RankingScorer, RecallScorer,
                        get_scorer)
 from .fairness import GroupMetricScorer, metric_by_group
+from .underserved import UnderservedUpliftScorer, underserved_uplift
 from .ranking import (auc_score, hit_rate_at_k, ndcg_at_k, parse_metric, ranking_metrics,
                       recall_at_k, topk_ranking)
 
 __all__ = [
     "ndcg_at_k", "recall_at_k", "hit_rate_at_k", "auc_score", "ranking_metrics", "parse_metric",
     "topk_ranking", "RankingScorer", "NDCGScorer", "RecallScorer", "HitRateScorer", "AUCScorer",
-    "get_scorer", "GroupMetricScorer", "metric_by_group",
+    "get_scorer", "GroupMetricScorer", "metric_by_group", "UnderservedUpliftScorer",
+    "underserved_uplift",
 ]
