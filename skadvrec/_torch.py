@@ -7,6 +7,7 @@ gradient-reversal layer live here once, so that no family re-implements them.
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -94,12 +95,15 @@ def make_generator(random_state, device) -> torch.Generator:
 def csr_to_torch(X, device, dtype=torch.float32) -> torch.Tensor:
     """Convert a scipy sparse matrix to a torch sparse CSR tensor on ``device``."""
     X = sp.csr_matrix(X)
-    return torch.sparse_csr_tensor(
-        torch.from_numpy(X.indptr.astype(np.int64)),
-        torch.from_numpy(X.indices.astype(np.int64)),
-        torch.from_numpy(X.data).to(dtype),
-        size=X.shape,
-    ).to(device)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta" on every call
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(X.indptr.astype(np.int64)),
+            torch.from_numpy(X.indices.astype(np.int64)),
+            torch.from_numpy(X.data).to(dtype),
+            size=X.shape,
+            check_invariants=False,  # scipy already guarantees a valid CSR structure
+        ).to(device)
 
 
 def dense_rows(X, rows, device, dtype=torch.float32) -> torch.Tensor:

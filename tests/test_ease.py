@@ -204,3 +204,14 @@ def test_evaluate_with_explicit_targets(data):
     np.testing.assert_allclose(folded["ndcg@20"], got["ndcg@20"], rtol=1e-5)
     with pytest.raises(ValueError, match="targets has shape"):
         m.evaluate(X_in, ["ndcg@20"], targets=X_out[:10])
+
+
+@pytest.mark.parametrize("weights", [False, True])
+def test_device_gram_path_matches_scipy(data, weights):
+    # the CUDA path (sparse Xᵀ @ dense column blocks) is device-agnostic: run it on the CPU
+    from skadvrec.linear.ease import _gram
+    w = np.linspace(0.5, 2.0, data.X.shape[0]) if weights else None
+    dev = torch.device("cpu")
+    a = _gram(data.X, w, dev, torch.float64, method="scipy")
+    b = _gram(data.X, w, dev, torch.float64, method="torch")
+    np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-12, atol=1e-10)

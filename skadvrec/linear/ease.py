@@ -9,7 +9,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.utils import metadata_routing
 
-from .._torch import device_free_bytes, dense_rows
+from .._torch import csr_to_torch, dense_rows, device_free_bytes
 from ..base import BaseRecommender
 
 __all__ = ["EASE", "EASEIPW", "ease_closed_form", "ease_memory_bytes"]
@@ -23,19 +23,21 @@ def ease_memory_bytes(n_items, dtype=torch.float32):
     return 3 * int(n_items) ** 2 * itemsize
 
 
-def _gram(X, row_weights, device, dtype):
-    """Xᵀ diag(w) X as a dense (n_items, n_items) tensor on ``device``."""
+def _gram(X, row_weights, device, dtype, *, method=None):
+    """Xᵀ diag(w) X as a dense (n_items, n_items) tensor on ``device``.
+
+    ``method`` "scipy" (the CPU default) forms it with scipy's sparse product; "torch" (the
+    CUDA default) multiplies the sparse Xᵀ by dense column blocks of X on the device.
+    """
     n_items = X.shape[1]
     if row_weights is not None:
         X = sp.diags(np.sqrt(row_weights)) @ X
-    if device.type == "cpu":
+    method = method or ("scipy" if device.type == "cpu" else "torch")
+    if method == "scipy":
         Xd = X.astype(np.float64 if dtype == torch.float64 else np.float32)
         return torch.from_numpy((Xd.T @ Xd).toarray())
-    # GPU: sparse Xᵀ times dense column blocks of X, formed on the device
-    Xt = X.T.tocsr().astype(np.float32 if dtype == torch.float32 else np.float64)
-    Xt_t = torch.sparse_csr_tensor(
-        torch.from_numpy(Xt.indptr.astype(np.int64)), torch.from_numpy(Xt.indices.astype(np.int64)),
-        torch.from_numpy(Xt.data), size=Xt.shape).to(device)
+    # sparse Xᵀ times dense column blocks of X, formed on the device
+    Xt_t = csr_to_torch(X.T.tocsr(), device, dtype)
     G = torch.empty((n_items, n_items), dtype=dtype, device=device)
     Xc = X.tocsc()
     step = max(1, (1 << 28) // max(1, X.shape[0]))
