@@ -103,7 +103,7 @@ def test_input_errors(data):
         EASE(device="cpu").fit(sp.csr_matrix((0, 5)))
     with pytest.raises(ValueError, match="no interactions"):
         EASE(device="cpu").fit(sp.csr_matrix((4, 5)))
-    with pytest.raises(ValueError, match="l2 must be a positive"):
+    with pytest.raises(ValueError, match="l2 == -1, must be > 0"):
         EASE(l2=-1, device="cpu").fit(X)
     with pytest.raises(ValueError, match="dtype"):
         EASE(dtype="float16", device="cpu").fit(X)

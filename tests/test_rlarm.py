@@ -109,8 +109,8 @@ def test_parameter_and_input_errors(data):
                      (dict(init="zeros"), "init must be"),
                      (dict(learner="sgd"), "learner must be"),
                      (dict(ndcg_k=1000), "ndcg_k=1000 is larger"),
-                     (dict(learning_rate=0), "learning_rate must be"),
-                     (dict(max_iter=0), "max_iter must be")]:
+                     (dict(learning_rate=0), "learning_rate == 0, must be > 0"),
+                     (dict(max_iter=0), "max_iter == 0, must be >= 1")]:
         with pytest.raises(ValueError, match=msg):
             RLARM(**{**FAST, **bad}).fit(tr)
     with pytest.raises(ValueError, match="validation_data has"):

@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.utils import metadata_routing
+from sklearn.utils import check_scalar, metadata_routing
 
 from .._torch import csr_to_torch, dense_rows, device_free_bytes
 from ..base import BaseRecommender
@@ -91,11 +91,6 @@ def ease_closed_form(X, l2, *, row_weights=None, device="cpu", dtype=torch.float
     return P
 
 
-def _check_positive(value, name):
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"{name} must be a positive number; got {value!r}.")
-
-
 class EASE(BaseRecommender):
     """Embarrassingly Shallow Autoencoder (Steck, WWW 2019).
 
@@ -172,7 +167,7 @@ class EASE(BaseRecommender):
         return None
 
     def _fit(self, X, sensitive_features=None):
-        _check_positive(self.l2, "l2")
+        check_scalar(self.l2, "l2", numbers.Real, min_val=0, include_boundaries="neither")
         self.coef_ = ease_closed_form(X, self.l2, row_weights=self._row_weights(X),
                                       device=self.device_, dtype=self._torch_dtype())
         return self
@@ -220,8 +215,7 @@ class EASEIPW(EASE):
         self.beta = beta
 
     def _row_weights(self, X):
-        if not isinstance(self.beta, numbers.Real) or isinstance(self.beta, bool) or self.beta < 0:
-            raise ValueError(f"beta must be a number >= 0; got {self.beta!r}.")
+        check_scalar(self.beta, "beta", numbers.Real, min_val=0)
         n = np.asarray((X != 0).sum(axis=1)).ravel().astype(np.float64)
         w = np.zeros_like(n)
         active = n > 0

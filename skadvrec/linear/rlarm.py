@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 import torch
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, check_scalar
 from tqdm.auto import tqdm
 
 from .._torch import dense_rows, make_generator
@@ -57,16 +57,6 @@ class _Adversary(torch.nn.Module):
         return sum((p * p).sum() for p in self.parameters())
 
 
-def _check_number(value, name, *, low=0.0, strict=False, integer=False):
-    kind = numbers.Integral if integer else numbers.Real
-    bad = not isinstance(value, kind) or isinstance(value, bool)
-    if not bad:
-        bad = value <= low if strict else value < low
-    if bad:
-        what = "an integer" if integer else "a number"
-        raise ValueError(f"{name} must be {what} {'>' if strict else '>='} {low}; got {value!r}.")
-
-
 class _AdversarialEASE(BaseRecommender):
     """Shared training loop of ARM and R-LARM (the adversary's objective is the difference)."""
 
@@ -102,19 +92,21 @@ class _AdversarialEASE(BaseRecommender):
 
     # -- validation ------------------------------------------------------------------------
     def _check_params(self, n_items):
-        _check_number(self.l2, "l2", strict=True)
-        _check_number(self.adversary_l2, "adversary_l2")
-        _check_number(self.learning_rate, "learning_rate", strict=True)
-        _check_number(self.max_iter, "max_iter", low=1, integer=True)
-        _check_number(self.warmup_epochs, "warmup_epochs", integer=True)
-        _check_number(self.n_iter_no_change, "n_iter_no_change", low=1, integer=True)
-        _check_number(self.ndcg_k, "ndcg_k", low=1, integer=True)
+        check_scalar(self.l2, "l2", numbers.Real, min_val=0, include_boundaries="neither")
+        check_scalar(self.adversary_l2, "adversary_l2", numbers.Real, min_val=0)
+        check_scalar(self.learning_rate, "learning_rate", numbers.Real, min_val=0,
+                     include_boundaries="neither")
+        check_scalar(self.max_iter, "max_iter", numbers.Integral, min_val=1)
+        check_scalar(self.warmup_epochs, "warmup_epochs", numbers.Integral, min_val=0)
+        check_scalar(self.n_iter_no_change, "n_iter_no_change", numbers.Integral, min_val=1)
+        check_scalar(self.ndcg_k, "ndcg_k", numbers.Integral, min_val=1)
         if self.adversary not in ("linear", "mlp"):
             raise ValueError(f"adversary must be 'linear' or 'mlp'; got {self.adversary!r}.")
         if self.adversary == "mlp":
-            _check_number(self.hidden_size, "hidden_size", low=1, integer=True)
+            check_scalar(self.hidden_size, "hidden_size", numbers.Integral, min_val=1)
         if self.adversary_learning_rate is not None:
-            _check_number(self.adversary_learning_rate, "adversary_learning_rate", strict=True)
+            check_scalar(self.adversary_learning_rate, "adversary_learning_rate", numbers.Real,
+                         min_val=0, include_boundaries="neither")
         if self.learner not in ("adam", "closed_form"):
             raise ValueError(f"learner must be 'adam' or 'closed_form'; got {self.learner!r}.")
         if self.init not in ("ease", "random"):
