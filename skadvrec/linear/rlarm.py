@@ -436,7 +436,7 @@ class RLARM(_AdversarialEASE):
     >>> model = RLARM(l2=20.0, adversary="mlp", hidden_size=4, learning_rate=1e-3,
     ...               max_iter=3, ndcg_k=20, validation_metric="ndcg@20", device="cpu",
     ...               random_state=0).fit(X)
-    >>> len(model.history_) <= 3
+    >>> model.n_iter_ <= 3
     True
 """
     _adversary_objective = "ndcg"
