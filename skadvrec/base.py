@@ -19,7 +19,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils import TransformerTags
+from sklearn.utils import TransformerTags, check_scalar
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._torch import (csr_row_coords, dense_rows, iter_row_batches, resolve_device,
@@ -69,7 +69,7 @@ def _check_table(X):
             raise ValueError("column 'rating' contains missing or non-numeric values.")
 
 
-def check_interactions(X, *, item_ids=None, rating_threshold=None, allow_empty_rows=True):
+def check_interactions(X, *, item_ids=None, rating_threshold=None, allow_empty=True):
     """Validate either input form and return an :class:`InteractionData`.
 
     Parameters
@@ -81,6 +81,8 @@ def check_interactions(X, *, item_ids=None, rating_threshold=None, allow_empty_r
         ``None`` at fit time, when the ids are derived from X.
     rating_threshold : float or None, default=None
         For tables with a ``rating`` column: rows with a lower rating are not positives.
+    allow_empty : bool, default=True
+        Accept a matrix with no non-zero entry (held-out data may be empty; training may not).
 
     Returns
     -------
@@ -88,9 +90,10 @@ def check_interactions(X, *, item_ids=None, rating_threshold=None, allow_empty_r
     """
     if isinstance(X, pd.DataFrame):
         _check_table(X)
-        df = X
+        df, pos = X, None
         if RATING in df.columns and rating_threshold is not None:
-            df = df[pd.to_numeric(df[RATING]) >= rating_threshold]
+            keep = np.asarray(pd.to_numeric(df[RATING]) >= rating_threshold)
+            df, pos = df[keep], np.flatnonzero(keep)  # positions: safe with duplicate labels
             if len(df) == 0:
                 raise ValueError(
                     f"no row has rating >= rating_threshold={rating_threshold}; lower the "
@@ -113,7 +116,6 @@ def check_interactions(X, *, item_ids=None, rating_threshold=None, allow_empty_r
             shape=(len(users), len(item_ids)))
         m.sum_duplicates()
         m.data[:] = 1.0  # repeated interactions count once
-        pos = np.flatnonzero(np.asarray(X.index.isin(df.index))) if df is not X else None
         first = np.unique(user_codes, return_index=True)[1]
         first_row = pos[first] if pos is not None else first
         return InteractionData("table", m, user_ids=users, first_row=first_row), item_ids
@@ -135,7 +137,7 @@ def check_interactions(X, *, item_ids=None, rating_threshold=None, allow_empty_r
         raise ValueError("X contains negative values; interaction strengths must be >= 0.")
     m.sum_duplicates()
     m.eliminate_zeros()
-    if m.nnz == 0 and not allow_empty_rows:
+    if m.nnz == 0 and not allow_empty:
         raise ValueError("X has no interactions (all entries are zero).")
     return InteractionData("matrix", m), item_ids
 
@@ -199,10 +201,8 @@ class BaseRecommender(BaseEstimator):
         return resolve_dtype(getattr(self, "dtype", "float32"))
 
     def _batch(self):
-        bs = getattr(self, "batch_size", 2048)
-        if not isinstance(bs, numbers.Integral) or isinstance(bs, bool) or bs < 1:
-            raise ValueError(f"batch_size must be a positive integer; got {bs!r}.")
-        return int(bs)
+        return int(check_scalar(getattr(self, "batch_size", 2048), "batch_size",
+                                numbers.Integral, min_val=1))
 
     def _check_common_params(self):
         resolve_device(self.device)
@@ -218,9 +218,7 @@ class BaseRecommender(BaseEstimator):
             validate_data(self, X, accept_sparse="csr", dtype=[np.float32, np.float64],
                           ensure_non_negative=True, reset=True)
         data, item_ids = check_interactions(
-            X, rating_threshold=getattr(self, "rating_threshold", None), allow_empty_rows=False)
-        if data.matrix.nnz == 0:
-            raise ValueError("X has no interactions (all entries are zero).")
+            X, rating_threshold=getattr(self, "rating_threshold", None), allow_empty=False)
         self.device_ = resolve_device(self.device)
         self.n_items_ = data.matrix.shape[1]
         self.train_matrix_ = data.matrix

@@ -109,7 +109,7 @@ def test_input_errors(data):
         EASE(dtype="float16", device="cpu").fit(X)
     with pytest.raises(ValueError, match="device"):
         EASE(device="tpu").fit(X)
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(ValueError, match="batch_size == 0, must be >= 1"):
         EASE(batch_size=0, device="cpu").fit(X)
     with pytest.raises(ValueError, match="sensitive_features has 3 rows but X has 400"):
         EASE(device="cpu").fit(X, sensitive_features=[0, 1, 0])
@@ -163,9 +163,13 @@ def test_table_form_fit_score_recommend():
 
 def test_rating_threshold_drops_low_ratings():
     df = pd.DataFrame({"user": [1, 1, 2, 2, 3], "item": [10, 11, 10, 12, 11],
-                       "rating": [5, 1, 4, 2, 5]})
-    m = EASE(l2=1.0, device="cpu").fit(df)
+                       "rating": [5, 1, 4, 2, 5]}, index=[0, 0, 1, 1, 2])  # duplicate labels
+    S = pd.DataFrame({"g": ["a", "a", "b", "b", "c"]})
+    m = EASE(l2=1.0, device="cpu").fit(df, sensitive_features=S)
     assert m.train_matrix_.nnz == 3 and list(m.item_ids_) == [10, 11]
+    from skadvrec.base import _per_user_frame, check_interactions
+    data, _ = check_interactions(df, rating_threshold=4)
+    assert _per_user_frame(S, data, len(df))["g"].tolist() == ["a", "b", "c"]
     m_all = EASE(l2=1.0, device="cpu", rating_threshold=None).fit(df)
     assert m_all.train_matrix_.nnz == 5
     with pytest.raises(ValueError, match="no row has rating"):
