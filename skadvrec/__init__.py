@@ -5,11 +5,12 @@ robustness measures as scorers that work in GridSearchCV and Pipeline.
 """
 
 from .linear import ARM, EASE, EASEIPW, RLARM
-from .metrics import (AUCScorer, GroupMetricScorer, HitRateScorer, NDCGScorer, RankingScorer,
-                      RecallScorer, UnderservedUpliftScorer)
+from .metrics import (AUCScorer, GroupMetricScorer, HitRateScorer, LeakageScorer, NDCGScorer,
+                      RankingScorer, RecallScorer, UnderservedUpliftScorer)
+from .vae import AdvXMultVAE, MultVAE
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["EASE", "EASEIPW", "ARM", "RLARM", "RankingScorer", "NDCGScorer", "RecallScorer",
-           "HitRateScorer", "AUCScorer", "GroupMetricScorer", "UnderservedUpliftScorer",
-           "__version__"]
+__all__ = ["EASE", "EASEIPW", "ARM", "RLARM", "MultVAE", "AdvXMultVAE", "RankingScorer",
+           "NDCGScorer", "RecallScorer", "HitRateScorer", "AUCScorer", "GroupMetricScorer",
+           "UnderservedUpliftScorer", "LeakageScorer", "__version__"]

@@ -27,7 +27,8 @@ from ._torch import (csr_row_coords, dense_rows, iter_row_batches, resolve_devic
 from .metrics.ranking import _as_specs, _check_k, _mask_value, _metrics_on_batch, topk_ranking
 from .model_selection import fold_in_split
 
-__all__ = ["BaseRecommender", "check_interactions", "InteractionData", "USER", "ITEM", "RATING"]
+__all__ = ["BaseRecommender", "IterativeRecommender", "check_interactions", "InteractionData",
+           "USER", "ITEM", "RATING"]
 
 USER, ITEM, RATING, TIMESTAMP = "user", "item", "rating", "timestamp"
 
@@ -540,3 +541,67 @@ class BaseRecommender(BaseEstimator):
         tags.target_tags.required = False
         tags.transformer_tags = TransformerTags(preserves_dtype=[])
         return tags
+
+
+def _split_validation(X, validation_data, validation_fraction, rng):
+    """(training row indices, validation fold-in rows, validation targets).
+
+    ``validation_data`` (full rows of separate users) is folded in 80/20; otherwise
+    ``validation_fraction`` of the users of X with >= 2 interactions are held out.
+    """
+    if validation_data is not None:
+        V = check_interactions(validation_data)[0].matrix
+        if V.shape[1] != X.shape[1]:
+            raise ValueError(f"validation_data has {V.shape[1]} items but X has {X.shape[1]}.")
+        v_in, v_out = fold_in_split(V, 0.8, random_state=rng.randint(2**31 - 1))
+        return np.arange(X.shape[0]), v_in, v_out
+    eligible = np.flatnonzero(np.diff(X.indptr) >= 2)
+    n_val = int(round(validation_fraction * X.shape[0]))
+    if n_val < 1 or n_val >= len(eligible):
+        raise ValueError(
+            f"validation_fraction={validation_fraction} gives {n_val} validation users out of "
+            f"{len(eligible)} with >= 2 interactions; adjust it, pass validation_data, or set "
+            "early_stopping=False.")
+    val = np.sort(rng.choice(eligible, n_val, replace=False))
+    train = np.setdiff1d(np.arange(X.shape[0]), val, assume_unique=True)
+    v_in, v_out = fold_in_split(X[val], 0.8, random_state=rng.randint(2**31 - 1))
+    return train, v_in, v_out
+
+
+class IterativeRecommender(BaseRecommender):
+    """Base of the recommenders trained by epochs with early stopping on held-out users.
+
+    Adds ``validation_data`` to ``fit`` and :meth:`_validation_split`, which subclasses call in
+    ``_fit`` (they define ``early_stopping``, ``validation_fraction``, ``validation_metric``).
+    """
+
+    def fit(self, X, y=None, *, sensitive_features=None, validation_data=None):
+        """Fit the recommender.
+
+        Parameters
+        ----------
+        X : sparse matrix of shape (n_users, n_items), ndarray, or DataFrame
+            Training interactions.
+        y : None
+            Ignored.
+        sensitive_features : DataFrame, Series or array-like, default=None
+            Protected attributes, one row per row of X (used only by methods that need them).
+        validation_data : sparse matrix of shape (n_val_users, n_items), default=None
+            Full rows of held-out validation users for early stopping (folded in 80/20,
+            seeded). When None and ``early_stopping`` is on, ``validation_fraction`` of the
+            training users are held out instead.
+
+        Returns
+        -------
+        self : object
+        """
+        self._validation_data = validation_data
+        try:
+            return super().fit(X, y, sensitive_features=sensitive_features)
+        finally:
+            del self._validation_data
+
+    def _validation_split(self, X, rng):
+        """(training row indices, validation fold-in rows, validation targets)."""
+        return _split_validation(X, getattr(self, "_validation_data", None),
+                                 self.validation_fraction, rng)

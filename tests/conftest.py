@@ -8,7 +8,9 @@ _SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 if "SKADVREC_DATA" not in os.environ and _SHARED.is_dir():
     os.environ["SKADVREC_DATA"] = str(_SHARED)
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# One torch thread: the test fits are tiny, and with several threads they slow down by orders of
+# magnitude whenever another process competes for the cores.
+torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,7 +1,6 @@
 """GridSearchCV, Pipeline and metadata routing with skadvrec estimators and scorers."""
 
 import numpy as np
-import pandas as pd
 import pytest
 import sklearn
 from sklearn.model_selection import GridSearchCV, KFold, cross_validate

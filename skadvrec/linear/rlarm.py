@@ -19,9 +19,8 @@ from sklearn.utils import check_random_state, check_scalar
 from tqdm.auto import tqdm
 
 from .._torch import dense_rows, make_generator
-from ..base import BaseRecommender
+from ..base import IterativeRecommender
 from ..metrics.ranking import _metrics_on_batch, parse_metric
-from ..model_selection import fold_in_split
 from .ease import ease_closed_form
 
 __all__ = ["ARM", "RLARM"]
@@ -57,7 +56,7 @@ class _Adversary(torch.nn.Module):
         return sum((p * p).sum() for p in self.parameters())
 
 
-class _AdversarialEASE(BaseRecommender):
+class _AdversarialEASE(IterativeRecommender):
     """Shared training loop of ARM and R-LARM (the adversary's objective is the difference)."""
 
     _adversary_objective = None  # "squared" (ARM) or "ndcg" (R-LARM)
@@ -124,54 +123,6 @@ class _AdversarialEASE(BaseRecommender):
                 raise ValueError(f"validation_metric={self.validation_metric!r}: k is larger "
                                  f"than the number of items ({n_items}).")
 
-    def fit(self, X, y=None, *, sensitive_features=None, validation_data=None):
-        """Fit the learner and the adversary.
-
-        Parameters
-        ----------
-        X : sparse matrix of shape (n_users, n_items) or DataFrame
-            Training interactions.
-        y : None
-            Ignored.
-        sensitive_features : None
-            Ignored (the adversary sees no demographics).
-        validation_data : sparse matrix of shape (n_val_users, n_items), default=None
-            Full rows of held-out validation users for early stopping (folded in 80/20,
-            seeded). When None and ``early_stopping`` is on, ``validation_fraction`` of the
-            training users are held out instead.
-
-        Returns
-        -------
-        self : object
-        """
-        self._validation_data = validation_data
-        try:
-            return super().fit(X, y, sensitive_features=sensitive_features)
-        finally:
-            del self._validation_data
-
-    def _split_validation(self, X, rng):
-        if getattr(self, "_validation_data", None) is not None:
-            from ..base import check_interactions
-            V = check_interactions(self._validation_data)[0].matrix
-            if V.shape[1] != X.shape[1]:
-                raise ValueError(f"validation_data has {V.shape[1]} items but X has "
-                                 f"{X.shape[1]}.")
-            v_in, v_out = fold_in_split(V, 0.8, random_state=rng.randint(2**31 - 1))
-            return X, v_in, v_out
-        counts = np.diff(X.indptr)
-        eligible = np.flatnonzero(counts >= 2)
-        n_val = int(round(self.validation_fraction * X.shape[0]))
-        if n_val < 1 or n_val >= len(eligible):
-            raise ValueError(
-                f"validation_fraction={self.validation_fraction} gives {n_val} validation users "
-                f"out of {len(eligible)} with >= 2 interactions; adjust it or set "
-                "early_stopping=False.")
-        val = np.sort(rng.choice(eligible, n_val, replace=False))
-        train = np.setdiff1d(np.arange(X.shape[0]), val, assume_unique=True)
-        v_in, v_out = fold_in_split(X[val], 0.8, random_state=rng.randint(2**31 - 1))
-        return X[train], v_in, v_out
-
     # -- training ---------------------------------------------------------------------------
     def _fit(self, X, sensitive_features=None):
         n_items = X.shape[1]
@@ -180,7 +131,8 @@ class _AdversarialEASE(BaseRecommender):
         dev, dtype = self.device_, self._torch_dtype()
         gen = make_generator(rng, dev)
         if self.early_stopping:
-            X_tr, v_in, v_out = self._split_validation(X, rng)
+            train_rows, v_in, v_out = self._validation_split(X, rng)
+            X_tr = X[train_rows] if len(train_rows) < X.shape[0] else X
             val_specs = [(self.validation_metric, *parse_metric(self.validation_metric))]
         else:
             X_tr, v_in, v_out = X, None, None

@@ -19,17 +19,24 @@ __all__ = ["RankingScorer", "NDCGScorer", "RecallScorer", "HitRateScorer", "AUCS
            "get_scorer"]
 
 
-def _unwrap(estimator, X):
-    """Apply a Pipeline's transformers and return its final recommender with the new X."""
+_NEEDS = {
+    "evaluate": "skadvrec scorers need a skadvrec recommender (or a Pipeline ending in one)",
+    "transform": "a leakage audit attacks the user representation that transform(X) returns",
+}
+
+
+def _unwrap(estimator, X, require="evaluate"):
+    """Apply a Pipeline's transformers and return its final step with the new X.
+
+    ``require`` names the method the final step must have ("evaluate" or "transform").
+    """
     if isinstance(estimator, Pipeline):
         for _, step in estimator.steps[:-1]:
             if step is not None and step != "passthrough":
                 X = step.transform(X)
         estimator = estimator.steps[-1][1]
-    if not hasattr(estimator, "evaluate"):
-        raise TypeError(
-            f"{type(estimator).__name__} has no evaluate(); skadvrec scorers need a skadvrec "
-            "recommender (or a Pipeline ending in one).")
+    if not hasattr(estimator, require):
+        raise TypeError(f"{type(estimator).__name__} has no {require}(); {_NEEDS[require]}.")
     return estimator, X
 
 

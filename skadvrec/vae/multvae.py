@@ -1,0 +1,712 @@
+"""Variational autoencoders for collaborative filtering: MultVAE and AdvXMultVAE.
+
+MultVAE is Liang et al., "Variational Autoencoders for Collaborative Filtering", WWW 2018: a user's
+interaction row is L2-normalised, dropped out, encoded by a tanh MLP into the mean μ and
+log-variance of a Gaussian latent code z, and decoded by a mirrored MLP into logits over all items
+with a multinomial likelihood; the KL term is weighted by β, annealed linearly to ``beta_cap``.
+
+AdvXMultVAE is Escobedo et al., "Simultaneous Unlearning of Multiple Protected User Attributes
+From Variational Autoencoder Recommenders Using Adversarial Training", BIAS@SIGIR 2024 (and, with
+one attribute, Adv-MultVAE of Ganhör et al., SIGIR 2022): adversaries predict each protected
+attribute from the latent code behind a gradient-reversal layer, so that the encoder learns to
+hide the attributes while the adversaries learn to recover them.
+
+Training keeps the interaction matrix dense on the device when it is small (below
+``_dense_limit_bytes``, 1 GiB), draws mini-batches with a torch generator on the device and reads
+the losses back once per epoch, so a training step makes no host synchronisation.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from sklearn.utils import check_random_state, check_scalar, metadata_routing
+from sklearn.utils.class_weight import compute_class_weight
+from tqdm.auto import tqdm
+
+from .._torch import dense_rows, grad_reverse, make_generator
+from ..base import IterativeRecommender
+from ..metrics.leakage import resolve_attribute_types
+from ..metrics.ranking import parse_metric
+
+__all__ = ["MultVAE", "AdvXMultVAE"]
+
+
+# -- modules ------------------------------------------------------------------------------------
+def _layers(dims, generator, device, dtype, n_heads=None):
+    """Glorot-uniform weights (in, out) and small biases, drawn from ``generator``.
+
+    With ``n_heads`` the layers get a leading head dimension (parallel independent MLPs).
+    """
+    weights, biases = torch.nn.ParameterList(), torch.nn.ParameterList()
+    lead = () if n_heads is None else (n_heads,)
+    for a, b in zip(dims[:-1], dims[1:]):
+        bound = math.sqrt(6.0 / (a + b))
+        w = torch.rand(*lead, a, b, generator=generator, device=device, dtype=dtype)
+        weights.append(torch.nn.Parameter(w.mul_(2.0).sub_(1.0).mul_(bound)))
+        bshape = (*lead, 1, b) if n_heads is not None else (b,)
+        bias = torch.randn(*bshape, generator=generator, device=device, dtype=dtype) * 1e-3
+        biases.append(torch.nn.Parameter(bias))
+    return weights, biases
+
+
+def _dropout(h, p, generator):
+    keep = torch.rand(h.shape, generator=generator, device=h.device, dtype=h.dtype) >= p
+    return h * keep * (1.0 / (1.0 - p))
+
+
+class _VAE(torch.nn.Module):
+    """Encoder [n_items → hidden … → 2·latent] and decoder [latent → … hidden → n_items]."""
+
+    def __init__(self, n_items, hidden_dims, latent_dim, dropout, generator, device, dtype):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.dropout = float(dropout)
+        self.enc_w, self.enc_b = _layers([n_items, *hidden_dims, 2 * latent_dim], generator,
+                                         device, dtype)
+        self.dec_w, self.dec_b = _layers([latent_dim, *reversed(hidden_dims), n_items],
+                                         generator, device, dtype)
+
+    def encode(self, x, generator=None):
+        """(μ, log σ²); input dropout only when a generator is given (training)."""
+        h = F.normalize(x, dim=1)
+        if generator is not None and self.dropout > 0:
+            h = _dropout(h, self.dropout, generator)
+        last = len(self.enc_w) - 1
+        for i, (w, b) in enumerate(zip(self.enc_w, self.enc_b)):
+            h = torch.addmm(b, h, w)
+            if i < last:
+                h = torch.tanh(h)
+        return h[:, :self.latent_dim], h[:, self.latent_dim:]
+
+    def decode(self, z):
+        h = z
+        last = len(self.dec_w) - 1
+        for i, (w, b) in enumerate(zip(self.dec_w, self.dec_b)):
+            h = torch.addmm(b, h, w)
+            if i < last:
+                h = torch.tanh(h)
+        return h
+
+
+class _ParallelMLP(torch.nn.Module):
+    """``n_heads`` independent MLPs [latent → hidden … → out] evaluated as one batched product.
+
+    Input dropout (a separate mask per head) during training; ReLU between layers.
+    """
+
+    def __init__(self, in_dim, hidden, out_dim, n_heads, dropout, generator, device, dtype):
+        super().__init__()
+        self.n_heads = n_heads
+        self.dropout = float(dropout)
+        self.weights, self.biases = _layers([in_dim, *hidden, out_dim], generator, device,
+                                            dtype, n_heads=n_heads)
+
+    def forward(self, z, generator=None):
+        """(n_heads, batch, out) outputs for a (batch, in_dim) input."""
+        if generator is not None and self.dropout > 0:
+            h = _dropout(z.unsqueeze(0).expand(self.n_heads, *z.shape), self.dropout, generator)
+        else:
+            h = z.unsqueeze(0)
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = torch.matmul(h, w) + b
+            if i < last:
+                h = torch.relu(h)
+        return h
+
+
+class _AdversaryBank(torch.nn.Module):
+    """One group of parallel heads per attribute, with the training users' targets on the device.
+
+    ``losses(z, idx)`` returns the adversaries' losses (one per attribute) on the batch rows
+    ``idx``; z reaches each group through ``grad_reverse(z, λ_k)`` (detached when λ_k = 0).
+    """
+
+    def __init__(self, heads, kinds, scales, targets, sample_weights, generator):
+        super().__init__()
+        self.heads = torch.nn.ModuleList(heads)
+        self.kinds = kinds
+        self.scales = scales
+        self.targets = targets
+        self.sample_weights = sample_weights
+        self.generator = generator
+
+    def losses(self, z, idx):
+        out = []
+        for head, kind, lam, y_all, w_all in zip(self.heads, self.kinds, self.scales,
+                                                 self.targets, self.sample_weights):
+            z_in = z.detach() if lam == 0 else grad_reverse(z, lam)
+            pred = head(z_in, self.generator)  # (H, B, C)
+            y, w = y_all[idx], w_all[idx]
+            if kind == "categorical":
+                logp = torch.log_softmax(pred, dim=-1)
+                per = -torch.gather(logp, 2, y.view(1, -1, 1).expand(pred.shape[0], -1, 1))
+                per = per.squeeze(-1)
+            else:
+                per = (pred.squeeze(-1) - y) ** 2
+            denom = w.sum().clamp_min(torch.finfo(w.dtype).tiny) * pred.shape[0]
+            out.append((per * w).sum() / denom)
+        return torch.stack(out)
+
+
+# -- shared helpers -----------------------------------------------------------------------------
+def _check_dims(value, name, allow_empty=True):
+    ok = isinstance(value, (tuple, list)) and all(
+        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1 for d in value)
+    if not ok or (not allow_empty and len(value) == 0):
+        raise ValueError(f"{name} must be a tuple of positive ints such as (600,) or (); got "
+                         f"{value!r}.")
+    return tuple(int(d) for d in value)
+
+
+def _state(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+class MultVAE(IterativeRecommender):
+    """Variational autoencoder with a multinomial likelihood (Mult-VAE, Liang et al. 2018).
+
+    Each user's row x is L2-normalised, dropped out (training only), and encoded by a tanh MLP
+    into μ(x) and log σ²(x); z = μ + σ·ε in training and z = μ at prediction. A mirrored tanh
+    MLP decodes z into logits f(z) over all items. The loss per mini-batch is
+
+        −mean_u Σ_j x_uj · log_softmax(f(z_u))_j + β · mean_u KL(N(μ_u, σ_u²) ‖ N(0, I)),
+
+    with β growing linearly by ``1 / anneal_steps`` per update up to ``beta_cap`` (or fixed at
+    ``beta_cap`` when ``anneal_steps=0``). Scores are the logits of μ(x): a new user is scored
+    from their row alone (fold-in), no refit needed.
+
+    Parameters
+    ----------
+    hidden_dims : tuple of int, default=(600,)
+        Hidden layer sizes of the encoder; the decoder mirrors them. The paper's architecture
+        is n_items → 600 → 200 → 600 → n_items; ``()`` gives a linear encoder and decoder (the
+        AdvXMultVAE configuration).
+    latent_dim : int, default=200
+        Size of the latent code z.
+    dropout : float, default=0.5
+        Dropout rate on the normalised input during training (the paper keeps 0.5).
+    beta_cap : float, default=0.2
+        Final (or, with ``anneal_steps=0``, fixed) weight β of the KL term.
+    anneal_steps : int, default=200000
+        Updates over which β rises linearly from 0 (β = min(beta_cap, step / anneal_steps));
+        0 means β = beta_cap throughout.
+    learning_rate : float, default=1e-3
+        Adam step size.
+    weight_decay : float, default=0.0
+        Adam's L2 penalty on the weights (the paper's VAE uses none).
+    batch_size : int, default=500
+        Users per mini-batch; also the scoring batch.
+    max_iter : int, default=200
+        Maximum epochs.
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the users (or use ``validation_data`` of ``fit``),
+        evaluate ``validation_metric`` on their 80/20 fold-in split after each epoch, stop after
+        ``n_iter_no_change`` epochs without improvement and keep the best epoch's weights (the
+        paper's model selection).
+    n_iter_no_change : int, default=10
+    validation_fraction : float, default=0.1
+    validation_metric : str, default="ndcg@100"
+    dtype : {"float32", "float64"}, default="float32"
+    device : str, default="auto"
+        "auto" (CUDA if available), "cpu", "cuda" or "cuda:<i>".
+    rating_threshold : float or None, default=4.0
+        Table form: rows with a lower ``rating`` are not positives.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation, the validation split, the mini-batch order, dropout and ε
+        (through torch generators; global RNGs are left alone).
+    verbose : bool, default=False
+        Show a tqdm bar over epochs.
+
+    Attributes
+    ----------
+    vae_ : torch.nn.Module
+        The encoder and decoder, from the best validation epoch.
+    history_ : list of dict
+        Per epoch: ``loss`` (mean of nll + β·KL over the epoch's batches), ``nll``, ``kl``,
+        ``beta`` (at the epoch's last update), ``seconds`` (training time, validation
+        excluded) and, with early stopping, ``val_<validation_metric>``.
+    n_iter_ : int
+        Epochs run.
+    best_epoch_ : int
+        Epoch whose weights are kept (the last one without early stopping).
+    best_validation_score_ : float
+        Only with ``early_stopping=True``.
+    n_steps_ : int
+        Parameter updates made.
+    train_matrix_ : csr_matrix
+        The binarised training interactions.
+
+    Notes
+    -----
+    ``transform(X)`` returns the latent mean μ(x), shape (n_users, latent_dim): the user
+    representation that a leakage audit (:func:`~skadvrec.metrics.attribute_leakage`) attacks.
+    ``sensitive_features`` is ignored and marked unused for metadata routing.
+
+    Examples
+    --------
+    >>> from skadvrec.datasets import make_interactions
+    >>> from skadvrec.vae import MultVAE
+    >>> X = make_interactions(n_users=300, n_items=60, random_state=0).X
+    >>> model = MultVAE(hidden_dims=(32,), latent_dim=8, batch_size=100, max_iter=5,
+    ...                 validation_metric="ndcg@20", device="cpu", random_state=0).fit(X[:250])
+    >>> model.transform(X[250:]).shape
+    (50, 8)
+    >>> model.recommend(X[250:], k=5).shape
+    (50, 5)
+    """
+
+    # MultVAE ignores sensitive_features: keep it out of metadata routing.
+    __metadata_request__fit = {"sensitive_features": metadata_routing.UNUSED}
+
+    # training data larger than this (dense, in bytes) is densified batch by batch instead
+    _dense_limit_bytes = 1 << 30
+
+    def __init__(self, *, hidden_dims=(600,), latent_dim=200, dropout=0.5, beta_cap=0.2,
+                 anneal_steps=200000, learning_rate=1e-3, weight_decay=0.0, batch_size=500,
+                 max_iter=200, early_stopping=True, n_iter_no_change=10,
+                 validation_fraction=0.1, validation_metric="ndcg@100", dtype="float32",
+                 device="auto", rating_threshold=4.0, random_state=None, verbose=False):
+        self.hidden_dims = hidden_dims
+        self.latent_dim = latent_dim
+        self.dropout = dropout
+        self.beta_cap = beta_cap
+        self.anneal_steps = anneal_steps
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.early_stopping = early_stopping
+        self.n_iter_no_change = n_iter_no_change
+        self.validation_fraction = validation_fraction
+        self.validation_metric = validation_metric
+        self.dtype = dtype
+        self.device = device
+        self.rating_threshold = rating_threshold
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- validation ------------------------------------------------------------------------
+    def _check_params(self, n_items):
+        _check_dims(self.hidden_dims, "hidden_dims")
+        check_scalar(self.latent_dim, "latent_dim", numbers.Integral, min_val=1)
+        check_scalar(self.dropout, "dropout", numbers.Real, min_val=0, max_val=1,
+                     include_boundaries="left")
+        check_scalar(self.beta_cap, "beta_cap", numbers.Real, min_val=0)
+        check_scalar(self.anneal_steps, "anneal_steps", numbers.Integral, min_val=0)
+        check_scalar(self.learning_rate, "learning_rate", numbers.Real, min_val=0,
+                     include_boundaries="neither")
+        check_scalar(self.weight_decay, "weight_decay", numbers.Real, min_val=0)
+        check_scalar(self.max_iter, "max_iter", numbers.Integral, min_val=1)
+        check_scalar(self.n_iter_no_change, "n_iter_no_change", numbers.Integral, min_val=1)
+        if self.early_stopping:
+            if not (isinstance(self.validation_fraction, numbers.Real)
+                    and 0 < self.validation_fraction < 1):
+                raise ValueError("validation_fraction must be in (0, 1) when early_stopping is "
+                                 f"on; got {self.validation_fraction!r}.")
+            _, k = parse_metric(self.validation_metric)
+            if k is not None and k > n_items:
+                raise ValueError(f"validation_metric={self.validation_metric!r}: k is larger "
+                                 f"than the number of items ({n_items}); use a smaller k or "
+                                 "early_stopping=False.")
+
+    # -- hooks for the adversarial subclass ----------------------------------------------------
+    def _prepare_sensitive(self, sensitive_features, n_users):
+        """Validate and encode the protected attributes (none for MultVAE)."""
+        return None
+
+    def _make_adversaries(self, prepared, train_rows, rng, device, dtype):
+        """The adversary bank and its optimiser, or (None, None)."""
+        return None, None
+
+    def _beta(self, step):
+        if self.anneal_steps == 0:
+            return float(self.beta_cap)
+        return min(float(self.beta_cap), step / self.anneal_steps)
+
+    # -- training ---------------------------------------------------------------------------
+    def _fit(self, X, sensitive_features=None):
+        n_users, n_items = X.shape
+        self._check_params(n_items)
+        prepared = self._prepare_sensitive(sensitive_features, n_users)
+        rng = check_random_state(self.random_state)
+        dev, dtype = self.device_, self._torch_dtype()
+        gen = make_generator(rng, dev)
+        vae = _VAE(n_items, _check_dims(self.hidden_dims, "hidden_dims"), int(self.latent_dim),
+                   self.dropout, gen, dev, dtype)
+        if self.early_stopping:
+            train_rows, v_in, v_out = self._validation_split(X, rng)
+            X_tr = X[train_rows] if len(train_rows) < n_users else X
+            val_specs = [(self.validation_metric, *parse_metric(self.validation_metric))]
+        else:
+            train_rows, X_tr = np.arange(n_users), X
+        adv, opt_adv = self._make_adversaries(prepared, train_rows, rng, dev, dtype)
+        m = X_tr.shape[0]
+        bs = min(self._batch(), m)
+        itemsize = torch.finfo(dtype).bits // 8
+        X_dev = (dense_rows(X_tr, slice(None), dev, dtype)
+                 if m * n_items * itemsize <= self._dense_limit_bytes else None)
+        opt_kw = {"fused": True} if dev.type == "cuda" else {}
+        opt = torch.optim.Adam(vae.parameters(), lr=self.learning_rate,
+                               weight_decay=self.weight_decay, **opt_kw)
+        n_adv = 0 if adv is None else len(adv.heads)
+        self.vae_ = vae
+        self.history_ = []
+        self.n_steps_ = 0
+        best, best_state, stale = -np.inf, None, 0
+
+        epochs = tqdm(range(self.max_iter), disable=not self.verbose, desc=type(self).__name__)
+        for epoch in epochs:
+            t0 = time.perf_counter()
+            perm = torch.randperm(m, generator=gen, device=dev)
+            perm_host = perm.cpu().numpy() if X_dev is None else None
+            acc = torch.zeros(3 + n_adv, device=dev, dtype=dtype)
+            for start in range(0, m, bs):
+                idx = perm[start:start + bs]
+                xb = (X_dev[idx] if X_dev is not None
+                      else dense_rows(X_tr, perm_host[start:start + bs], dev, dtype))
+                beta = self._beta(self.n_steps_)
+                mu, logvar = vae.encode(xb, gen)
+                eps = torch.randn(mu.shape, generator=gen, device=dev, dtype=dtype)
+                z = mu + torch.exp(0.5 * logvar) * eps
+                logits = vae.decode(z)
+                nll = -(torch.log_softmax(logits, dim=1) * xb).sum(dim=1).mean()
+                kl = 0.5 * (torch.exp(logvar) + mu * mu - 1.0 - logvar).sum(dim=1).mean()
+                loss = nll + beta * kl
+                parts = [loss, nll, kl]
+                total = loss
+                opt.zero_grad(set_to_none=True)
+                if adv is not None:
+                    adv_losses = adv.losses(z, idx)
+                    total = total + adv_losses.sum()
+                    parts.append(adv_losses)
+                    opt_adv.zero_grad(set_to_none=True)
+                total.backward()
+                opt.step()
+                if adv is not None:
+                    opt_adv.step()
+                with torch.no_grad():
+                    acc += torch.cat([p.reshape(-1) for p in parts]) * xb.shape[0]
+                self.n_steps_ += 1
+            vals = (acc / m).tolist()  # the epoch's one read-back
+            record = {"epoch": epoch + 1, "loss": vals[0], "nll": vals[1], "kl": vals[2],
+                      "beta": self._beta(self.n_steps_ - 1)}
+            for attr, v in zip(getattr(self, "attributes_", []), vals[3:]):
+                record[f"adversary_loss_{attr}"] = v
+            record["seconds"] = time.perf_counter() - t0
+            if self.early_stopping:
+                with torch.no_grad():
+                    val = self._evaluate_rows(v_in, None, v_out, val_specs)
+                score = float(np.nanmean(val[self.validation_metric]))
+                record[f"val_{self.validation_metric}"] = score
+                if score > best:
+                    best, stale = score, 0
+                    best_state = (_state(vae), None if adv is None else _state(adv), epoch + 1)
+                else:
+                    stale += 1
+            self.history_.append(record)
+            if self.early_stopping and stale >= self.n_iter_no_change:
+                break
+        if self.early_stopping and best_state is not None:
+            vae_state, adv_state, self.best_epoch_ = best_state
+            vae.load_state_dict(vae_state)
+            if adv is not None:
+                adv.load_state_dict(adv_state)
+            self.best_validation_score_ = best
+        else:
+            self.best_epoch_ = len(self.history_)
+            self.__dict__.pop("best_validation_score_", None)  # from an earlier fit
+        self.vae_ = vae.requires_grad_(False)
+        if adv is not None:
+            self.adversaries_ = adv.heads.requires_grad_(False)
+        self.n_iter_ = len(self.history_)
+        return self
+
+    def _scores_from_rows(self, X_rows):
+        return self.vae_.decode(self.vae_.encode(X_rows)[0])
+
+    def _transform_rows(self, X_rows):
+        return self.vae_.encode(X_rows)[0].contiguous()
+
+    def transform(self, X):
+        """The latent mean μ(x) of each user of X.
+
+        Parameters
+        ----------
+        X : sparse matrix of shape (n_users, n_items) or DataFrame
+            Matrix form: each row is a user's interactions (the encoder's input). Table form:
+            fitted users named in the ``user`` column, in order of first appearance.
+
+        Returns
+        -------
+        ndarray of shape (n_users, latent_dim)
+        """
+        return super().transform(X)
+
+
+class AdvXMultVAE(MultVAE):
+    """MultVAE with adversaries that remove one or several protected attributes (AdvXMultVAE).
+
+    For each protected attribute k, a group of ``n_heads`` independent MLP adversaries
+    [latent_dim → adversary_hidden → n_classes or 1] predicts the attribute from the
+    **sampled** latent code z (as in the official code) passed through a gradient-reversal
+    layer with scale λ_k. Categorical attributes use a cross-entropy loss (class-weighted with
+    ``class_weight="balanced"``), continuous ones the mean squared error of the attribute
+    standardised over the training users; a group's loss is the mean over its heads. One
+    backward pass on ``L_VAE + Σ_k L_adv^k`` updates the autoencoder (its own Adam) and the
+    adversaries (another Adam): the adversaries minimise ``L_adv^k`` while the reversed
+    gradient makes the encoder minimise ``L_VAE − Σ_k λ_k L_adv^k``. λ_k = 0 leaves that
+    adversary inert for the encoder (it still trains), so with every λ at 0 the autoencoder is
+    exactly the :class:`MultVAE` of the same ``random_state``.
+
+    With a single attribute this is Adv-MultVAE (Ganhör et al., SIGIR 2022); there is no
+    separate class for it. The official configuration (Escobedo et al. 2024) is
+    ``hidden_dims=(), latent_dim=100, dropout=0.1, beta_cap=0.8, anneal_steps=0,
+    adversary_hidden=(5,), adversary_dropout=0.3, n_heads=10, weight_decay=1e-4``, batch 64,
+    with λ per attribute from {0, 1, 200, 400, 600, 800}.
+
+    The attributes arrive as ``sensitive_features`` (a DataFrame with one column per attribute,
+    one row per row of X). With metadata routing enabled (GridSearchCV, Pipeline) request them
+    with ``model.set_fit_request(sensitive_features=True)``. Users with a missing value (NaN)
+    do not count in that attribute's adversary loss.
+
+    Parameters
+    ----------
+    attributes : str, sequence of str or None, default=None
+        Columns of ``sensitive_features`` to remove; None removes every column.
+    grad_scale : float or dict, default=1.0
+        λ, the gradient-reversal scale: one value for every attribute, or a dict
+        ``{attribute: λ}`` naming each removed attribute. λ >= 0.
+    attribute_types : dict or None, default=None
+        ``{attribute: "categorical" | "continuous"}`` overriding the dtype inference (category,
+        object, string and bool columns are categorical, numeric ones continuous).
+    adversary_hidden : tuple of int, default=(5,)
+        Hidden layer sizes of each adversary head (ReLU between layers).
+    adversary_dropout : float, default=0.3
+        Dropout on the adversaries' input during training.
+    n_heads : int, default=1
+        Parallel adversary heads per attribute (the official code uses 10).
+    class_weight : {"balanced"} or None, default="balanced"
+        "balanced" weights each class of a categorical attribute by its inverse frequency
+        among the training users (``n / (n_classes · count)``); None weights users equally.
+    adversary_learning_rate : float or None, default=None
+        Adam step size of the adversaries; None uses ``learning_rate``. ``weight_decay``
+        applies to the adversaries too.
+    hidden_dims, latent_dim, dropout, beta_cap, anneal_steps, learning_rate, weight_decay, \
+batch_size, max_iter, early_stopping, n_iter_no_change, validation_fraction, validation_metric, \
+dtype, device, rating_threshold, random_state, verbose
+        As in :class:`MultVAE`. Early stopping selects on recommendation accuracy only.
+
+    Attributes
+    ----------
+    attributes_ : list
+        The removed attributes, in order.
+    attribute_types_ : dict
+        ``{attribute: "categorical" | "continuous"}``.
+    classes_ : dict
+        ``{attribute: ndarray of class labels}`` for the categorical attributes.
+    class_weights_ : dict
+        ``{attribute: ndarray of class weights}`` for the categorical attributes.
+    target_scaling_ : dict
+        ``{attribute: (mean, std)}`` used to standardise each continuous attribute.
+    grad_scales_ : dict
+        ``{attribute: λ}``.
+    adversaries_ : torch.nn.ModuleList
+        One module of ``n_heads`` parallel heads per attribute (order of ``attributes_``),
+        from the kept epoch.
+    vae_, history_, n_iter_, best_epoch_, best_validation_score_, n_steps_, train_matrix_
+        As in :class:`MultVAE`; ``history_`` also holds ``adversary_loss_<attribute>`` per
+        epoch (the adversaries' mean loss: cross-entropy, or MSE in standard deviations).
+
+    Examples
+    --------
+    >>> from skadvrec.datasets import make_interactions
+    >>> from skadvrec.vae import AdvXMultVAE
+    >>> d = make_interactions(n_users=300, n_items=60, attribute_signal=2.0, random_state=0)
+    >>> model = AdvXMultVAE(grad_scale={"group": 50.0, "age": 10.0}, hidden_dims=(32,),
+    ...                     latent_dim=8, batch_size=100, max_iter=3, early_stopping=False,
+    ...                     device="cpu", random_state=0)
+    >>> model = model.fit(d.X, sensitive_features=d.sensitive_features)
+    >>> model.attribute_types_
+    {'group': 'categorical', 'age': 'continuous'}
+    >>> model.transform(d.X[:5]).shape
+    (5, 8)
+    """
+
+    # AdvXMultVAE consumes sensitive_features: under metadata routing the user must request it
+    # with set_fit_request(sensitive_features=True) (sklearn's default for consumers).
+    __metadata_request__fit = {"sensitive_features": None}
+
+    def __init__(self, *, attributes=None, grad_scale=1.0, attribute_types=None,
+                 adversary_hidden=(5,), adversary_dropout=0.3, n_heads=1,
+                 class_weight="balanced", adversary_learning_rate=None, hidden_dims=(600,),
+                 latent_dim=200, dropout=0.5, beta_cap=0.2, anneal_steps=200000,
+                 learning_rate=1e-3, weight_decay=0.0, batch_size=500, max_iter=200,
+                 early_stopping=True, n_iter_no_change=10, validation_fraction=0.1,
+                 validation_metric="ndcg@100", dtype="float32", device="auto",
+                 rating_threshold=4.0, random_state=None, verbose=False):
+        super().__init__(hidden_dims=hidden_dims, latent_dim=latent_dim, dropout=dropout,
+                         beta_cap=beta_cap, anneal_steps=anneal_steps,
+                         learning_rate=learning_rate, weight_decay=weight_decay,
+                         batch_size=batch_size, max_iter=max_iter,
+                         early_stopping=early_stopping, n_iter_no_change=n_iter_no_change,
+                         validation_fraction=validation_fraction,
+                         validation_metric=validation_metric, dtype=dtype, device=device,
+                         rating_threshold=rating_threshold, random_state=random_state,
+                         verbose=verbose)
+        self.attributes = attributes
+        self.grad_scale = grad_scale
+        self.attribute_types = attribute_types
+        self.adversary_hidden = adversary_hidden
+        self.adversary_dropout = adversary_dropout
+        self.n_heads = n_heads
+        self.class_weight = class_weight
+        self.adversary_learning_rate = adversary_learning_rate
+
+    def fit(self, X, y=None, *, sensitive_features=None, validation_data=None):
+        """Fit the autoencoder and the adversaries.
+
+        Parameters
+        ----------
+        X : sparse matrix of shape (n_users, n_items) or DataFrame
+            Training interactions.
+        y : None
+            Ignored.
+        sensitive_features : DataFrame of shape (n_rows, n_attributes)
+            The protected attributes, one row per row of X (for a table, the first row of each
+            user counts). Required.
+        validation_data : sparse matrix of shape (n_val_users, n_items), default=None
+            As in :meth:`MultVAE.fit`.
+
+        Returns
+        -------
+        self : object
+        """
+        return super().fit(X, y, sensitive_features=sensitive_features,
+                           validation_data=validation_data)
+
+    def _check_adversary_params(self):
+        _check_dims(self.adversary_hidden, "adversary_hidden")
+        check_scalar(self.adversary_dropout, "adversary_dropout", numbers.Real, min_val=0,
+                     max_val=1, include_boundaries="left")
+        check_scalar(self.n_heads, "n_heads", numbers.Integral, min_val=1)
+        if self.class_weight not in ("balanced", None):
+            raise ValueError(f"class_weight must be 'balanced' or None; got "
+                             f"{self.class_weight!r}.")
+        if self.adversary_learning_rate is not None:
+            check_scalar(self.adversary_learning_rate, "adversary_learning_rate", numbers.Real,
+                         min_val=0, include_boundaries="neither")
+
+    def _grad_scales(self, attrs):
+        if isinstance(self.grad_scale, dict):
+            unknown = [a for a in self.grad_scale if a not in attrs]
+            missing = [a for a in attrs if a not in self.grad_scale]
+            if unknown or missing:
+                raise ValueError(
+                    f"grad_scale names {list(self.grad_scale)} but the removed attributes are "
+                    f"{attrs}; give one λ per removed attribute (or a single float for all).")
+            scales = dict(self.grad_scale)
+        else:
+            scales = {a: self.grad_scale for a in attrs}
+        for a, lam in scales.items():
+            if (not isinstance(lam, numbers.Real) or isinstance(lam, bool) or not lam >= 0
+                    or not math.isfinite(lam)):
+                raise ValueError(f"grad_scale for {a!r} must be a finite number >= 0; got "
+                                 f"{lam!r}.")
+        return {a: float(v) for a, v in scales.items()}
+
+    def _prepare_sensitive(self, sensitive_features, n_users):
+        if sensitive_features is None:
+            raise ValueError(
+                f"{type(self).__name__} needs the protected attributes: call fit(X, "
+                "sensitive_features=S) with S a DataFrame holding one column per attribute and "
+                "one row per row of X. In GridSearchCV or a Pipeline with "
+                "sklearn.set_config(enable_metadata_routing=True), also call "
+                "model.set_fit_request(sensitive_features=True).")
+        self._check_adversary_params()
+        S = sensitive_features
+        attrs, types = resolve_attribute_types(S, self.attributes, self.attribute_types)
+        scales = self._grad_scales(attrs)
+        encoded, classes = [], {}
+        for a in attrs:
+            col = S[a].reset_index(drop=True)
+            if types[a] == "categorical":
+                cat = pd.Categorical(col).remove_unused_categories()
+                if len(cat.categories) < 2:
+                    raise ValueError(
+                        f"attribute {a!r} has {len(cat.categories)} class among the users of X; "
+                        "an adversary needs at least two. Drop it from attributes (or from "
+                        "sensitive_features).")
+                classes[a] = np.asarray(cat.categories)
+                encoded.append(np.asarray(cat.codes, dtype=np.int64))
+            else:
+                vals = col.to_numpy(dtype=np.float64)
+                if np.isinf(vals).any():
+                    raise ValueError(f"attribute {a!r} contains infinite values.")
+                known = vals[~np.isnan(vals)]
+                if len(known) < 2 or np.ptp(known) == 0:
+                    raise ValueError(f"attribute {a!r} has a single value among the users "
+                                     "of X; there is nothing to remove. Drop it from "
+                                     "attributes.")
+                encoded.append(vals)
+        self.attributes_ = attrs
+        self.attribute_types_ = types
+        self.classes_ = classes
+        self.grad_scales_ = scales
+        return encoded
+
+    def _make_adversaries(self, encoded, train_rows, rng, device, dtype):
+        gen = make_generator(rng, device)
+        hidden = _check_dims(self.adversary_hidden, "adversary_hidden")
+        heads, kinds, targets, weights = [], [], [], []
+        self.class_weights_, self.target_scaling_ = {}, {}
+        for a, values in zip(self.attributes_, encoded):
+            v = values[train_rows]
+            if self.attribute_types_[a] == "categorical":
+                n_cls = len(self.classes_[a])
+                known = v >= 0
+                if len(np.unique(v[known])) < 2:
+                    raise ValueError(f"attribute {a!r} has fewer than two classes among the "
+                                     "training users (after the validation split); an "
+                                     "adversary needs at least two.")
+                if self.class_weight == "balanced":
+                    present = np.unique(v[known])
+                    cw = np.ones(n_cls)
+                    cw[present] = compute_class_weight("balanced", classes=present, y=v[known])
+                else:
+                    cw = np.ones(n_cls)
+                self.class_weights_[a] = cw
+                w = np.where(known, cw[np.clip(v, 0, None)], 0.0)
+                y = torch.as_tensor(np.clip(v, 0, None), device=device)
+                out_dim = n_cls
+            else:
+                known = ~np.isnan(v)
+                mean, std = float(v[known].mean()), float(v[known].std())
+                if std == 0:
+                    raise ValueError(f"attribute {a!r} is constant over the training users; "
+                                     "there is nothing to remove.")
+                self.target_scaling_[a] = (mean, std)
+                w = known.astype(np.float64)
+                y = torch.as_tensor(np.where(known, (v - mean) / std, 0.0), device=device,
+                                    dtype=dtype)
+                out_dim = 1
+            heads.append(_ParallelMLP(int(self.latent_dim), hidden, out_dim, int(self.n_heads),
+                                      self.adversary_dropout, gen, device, dtype))
+            kinds.append(self.attribute_types_[a])
+            targets.append(y)
+            weights.append(torch.as_tensor(w, device=device, dtype=dtype))
+        scales = [self.grad_scales_[a] for a in self.attributes_]
+        bank = _AdversaryBank(heads, kinds, scales, targets, weights, gen)
+        lr = (self.learning_rate if self.adversary_learning_rate is None
+              else self.adversary_learning_rate)
+        opt_kw = {"fused": True} if device.type == "cuda" else {}
+        opt = torch.optim.Adam(bank.parameters(), lr=lr, weight_decay=self.weight_decay,
+                               **opt_kw)
+        return bank, opt

@@ -1,0 +1,288 @@
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+import torch
+from sklearn.model_selection import GridSearchCV
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skadvrec._torch import dense_rows
+from skadvrec.datasets import make_interactions
+from skadvrec.metrics import LeakageScorer, NDCGScorer, attribute_leakage, ndcg_at_k
+from skadvrec.model_selection import UserHoldout, fold_in_split
+from skadvrec.vae import AdvXMultVAE, MultVAE
+
+# small and fast: 6 updates per epoch, 30 epochs, fixed β
+KW = dict(hidden_dims=(64,), latent_dim=16, batch_size=100, max_iter=30, anneal_steps=0,
+          early_stopping=False, device="cpu", random_state=0)
+# adversaries that keep up with the encoder within few updates
+ADV = dict(n_heads=10, adversary_learning_rate=1e-2)
+TINY = dict(hidden_dims=(8,), latent_dim=4, batch_size=50, max_iter=2, early_stopping=False,
+            device="cpu", random_state=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    # a planted group preference (and an age that follows the group): 600 training users and
+    # 400 held-out users on which the leakage is audited
+    d = make_interactions(n_users=1000, n_items=120, density=0.1, attribute_signal=1.0,
+                          random_state=0)
+    S = d.sensitive_features.reset_index(drop=True)
+    return d.X[:600], d.X[600:], S.iloc[:600], S.iloc[600:]
+
+
+@pytest.fixture(scope="module")
+def vae(data):
+    tr, _, _, _ = data
+    return MultVAE(**KW).fit(tr)
+
+
+@pytest.fixture(scope="module")
+def vae_leak(data, vae):
+    _, te, _, S_te = data
+    return attribute_leakage(vae, te, S_te)
+
+
+def _adv(data, **params):
+    tr, _, S_tr, _ = data
+    return AdvXMultVAE(**{**KW, **ADV, **params}).fit(tr, sensitive_features=S_tr)
+
+
+def test_multvae_beats_popularity_with_early_stopping():
+    d = make_interactions(n_users=800, n_items=120, density=0.1, attribute_signal=3.0,
+                          random_state=1)
+    tr, va, te = d.X[:500], d.X[500:600], d.X[600:]
+    m = MultVAE(**{**KW, "early_stopping": True, "max_iter": 40, "n_iter_no_change": 5,
+                   "validation_metric": "ndcg@20"}).fit(tr, validation_data=va)
+    x_in, x_out = fold_in_split(te, 0.8, random_state=0)  # the split score() uses
+    pop = np.tile(np.asarray(tr.sum(axis=0)).ravel(), (te.shape[0], 1))
+    pop_ndcg = ndcg_at_k(x_out, pop, k=100, exclude=x_in)
+    assert m.score(te) > pop_ndcg + 0.15
+    vals = [h["val_ndcg@20"] for h in m.history_]
+    assert m.best_epoch_ == int(np.argmax(vals)) + 1
+    assert m.best_validation_score_ == pytest.approx(max(vals))
+    assert m.n_iter_ == len(m.history_) <= 40
+    assert m.n_iter_ == 40 or m.n_iter_ == m.best_epoch_ + 5  # stopped after 5 stale epochs
+    assert vals[m.best_epoch_ - 1] > vals[0]
+
+
+def test_transform_is_latent_mean_and_predict_its_logits(data, vae):
+    _, te, _, _ = data
+    Z = vae.transform(te)
+    assert Z.shape == (te.shape[0], 16)
+    with torch.no_grad():
+        xb = dense_rows(te, slice(None), "cpu", torch.float32)
+        mu, logvar = vae.vae_.encode(xb)
+        logits = vae.vae_.decode(mu)
+    np.testing.assert_allclose(Z, mu.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(vae.predict(te), logits.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(vae.transform(te), Z)  # no dropout, no sampling at eval
+    # history: one record per epoch, losses read back as floats, β fixed
+    assert len(vae.history_) == vae.n_iter_ == 30 and vae.n_steps_ == 30 * 6
+    assert vae.history_[-1]["nll"] < vae.history_[0]["nll"]
+    assert all(h["beta"] == 0.2 for h in vae.history_)
+
+
+def test_beta_annealing_is_recorded():
+    X = make_interactions(n_users=300, n_items=40, random_state=0).X
+    m = MultVAE(**{**TINY, "max_iter": 4, "batch_size": 100, "anneal_steps": 10,
+                   "beta_cap": 0.5}).fit(X)
+    # 3 updates per epoch; β = min(0.5, step / 10) at the epoch's last update (steps 2, 5, ...)
+    assert [h["beta"] for h in m.history_] == pytest.approx([0.2, 0.5, 0.5, 0.5])
+    fixed = MultVAE(**{**TINY, "anneal_steps": 0, "beta_cap": 0.3}).fit(X)
+    assert [h["beta"] for h in fixed.history_] == [0.3, 0.3]
+    assert all(np.isfinite([h["loss"], h["kl"]]).all() for h in m.history_)
+
+
+def test_batch_densified_path_matches_dense_path(monkeypatch):
+    X = make_interactions(n_users=300, n_items=40, random_state=0).X
+    dense = MultVAE(**TINY).fit(X)
+    monkeypatch.setattr(MultVAE, "_dense_limit_bytes", 0)  # force per-batch dense_rows
+    batched = MultVAE(**TINY).fit(X)
+    np.testing.assert_allclose(batched.predict(X), dense.predict(X), rtol=1e-5, atol=1e-5)
+
+
+def test_zero_lambda_leaves_the_autoencoder_of_multvae(data, vae):
+    _, te, _, _ = data
+    m = _adv(data, grad_scale=0.0)
+    np.testing.assert_allclose(m.predict(te), vae.predict(te), rtol=1e-6, atol=1e-6)
+    # the inert adversaries still train
+    losses = [h["adversary_loss_group"] for h in m.history_]
+    assert losses[-1] < losses[0] - 0.1
+    assert m.grad_scales_ == {"group": 0.0, "age": 0.0}
+
+
+def test_group_adversary_reduces_leakage(data, vae_leak):
+    _, te, _, S_te = data
+    m = _adv(data, attributes="group", grad_scale=50.0)
+    leak = attribute_leakage(m, te, S_te, attributes="group")
+    before = vae_leak.loc["group", "balanced_accuracy"]
+    assert before > 0.85  # the planted group is plain in MultVAE's μ
+    assert leak.loc["group", "balanced_accuracy"] < before - 0.1
+    assert leak.loc["group", "auc"] < vae_leak.loc["group", "auc"]
+    assert m.attributes_ == ["group"] and list(m.classes_["group"]) == ["g0", "g1"]
+
+
+def test_age_adversary_raises_attacker_mae(data, vae_leak):
+    _, te, _, S_te = data
+    m = _adv(data, attributes="age", grad_scale=50.0)
+    leak = attribute_leakage(m, te, S_te, attributes="age")
+    assert vae_leak.loc["age", "mae"] < vae_leak.loc["age", "mae_baseline"]  # μ reveals age
+    assert leak.loc["age", "mae"] > vae_leak.loc["age", "mae"] + 0.3
+    assert m.attribute_types_ == {"age": "continuous"} and m.classes_ == {}
+    mean, std = m.target_scaling_["age"]
+    assert 20 < mean < 60 and std > 1
+
+
+def test_two_attributes_at_once(data, vae_leak):
+    _, te, _, S_te = data
+    m = _adv(data, grad_scale={"group": 50.0, "age": 50.0})
+    assert m.attributes_ == ["group", "age"]
+    assert m.attribute_types_ == {"group": "categorical", "age": "continuous"}
+    assert len(m.adversaries_) == 2
+    assert {"adversary_loss_group", "adversary_loss_age"} <= set(m.history_[-1])
+    leak = attribute_leakage(m, te, S_te)
+    assert leak.loc["group", "balanced_accuracy"] < vae_leak.loc["group", "balanced_accuracy"]
+    assert leak.loc["age", "mae"] > vae_leak.loc["age", "mae"]
+    # ten parallel heads per attribute: (heads, latent, hidden) weights
+    assert m.adversaries_[0].weights[0].shape == (10, 16, 5)
+    assert m.adversaries_[0].weights[-1].shape == (10, 5, 2)
+    assert m.adversaries_[1].weights[-1].shape == (10, 5, 1)
+
+
+def test_attribute_type_inference_override_and_missing_values():
+    d = make_interactions(n_users=200, n_items=40, random_state=0)
+    rng = np.random.default_rng(0)
+    S = pd.DataFrame({"gender": rng.choice(["F", "M"], 200),
+                      "age": rng.normal(35, 10, 200),
+                      "occupation": rng.integers(0, 4, 200),
+                      "flag": rng.random(200) > 0.5})
+    S.loc[:9, "age"] = np.nan  # users with unknown age do not count in that adversary
+    m = AdvXMultVAE(**TINY).fit(d.X, sensitive_features=S)
+    assert m.attribute_types_ == {"gender": "categorical", "age": "continuous",
+                                  "occupation": "continuous", "flag": "categorical"}
+    m = AdvXMultVAE(attribute_types={"occupation": "categorical"}, **TINY).fit(
+        d.X, sensitive_features=S)
+    assert m.attribute_types_["occupation"] == "categorical"
+    assert list(m.classes_["occupation"]) == [0, 1, 2, 3]
+    assert list(m.classes_["flag"]) == [False, True]
+    assert m.adversaries_[2].weights[-1].shape[-1] == 4
+    assert np.isfinite(m.history_[-1]["adversary_loss_age"])
+    # class_weight="balanced": inverse class frequency
+    counts = S["gender"].value_counts().sort_index().to_numpy()
+    np.testing.assert_allclose(m.class_weights_["gender"], 200 / (2 * counts))
+    m = AdvXMultVAE(attributes=["gender"], class_weight=None, **TINY).fit(
+        d.X, sensitive_features=S)
+    np.testing.assert_array_equal(m.class_weights_["gender"], [1.0, 1.0])
+
+
+def test_clear_errors():
+    d = make_interactions(n_users=200, n_items=40, random_state=0)
+    X, S = d.X, d.sensitive_features
+    with pytest.raises(ValueError, match="set_fit_request\\(sensitive_features=True\\)"):
+        AdvXMultVAE(**TINY).fit(X)
+    with pytest.raises(ValueError, match=r"\['gender'\] are not columns"):
+        AdvXMultVAE(attributes="gender", **TINY).fit(X, sensitive_features=S)
+    one = S.assign(group="g0")
+    with pytest.raises(ValueError, match="'group' has 1 class.*at least two"):
+        AdvXMultVAE(attributes="group", **TINY).fit(X, sensitive_features=one)
+    with pytest.raises(ValueError, match="'age' has a single value"):
+        AdvXMultVAE(**TINY).fit(X, sensitive_features=S.assign(age=30.0))
+    with pytest.raises(ValueError, match="one λ per removed attribute"):
+        AdvXMultVAE(grad_scale={"group": 1.0}, **TINY).fit(X, sensitive_features=S)
+    with pytest.raises(ValueError, match="grad_scale for 'group' must be a finite number >= 0"):
+        AdvXMultVAE(grad_scale=-1.0, **TINY).fit(X, sensitive_features=S)
+    with pytest.raises(ValueError, match="must be 'categorical' or 'continuous'"):
+        AdvXMultVAE(attribute_types={"age": "ordinal"}, **TINY).fit(X, sensitive_features=S)
+    with pytest.raises(ValueError, match="'group' is set to continuous"):
+        AdvXMultVAE(attribute_types={"group": "continuous"}, **TINY).fit(
+            X, sensitive_features=S)
+    with pytest.raises(ValueError, match="class_weight must be"):
+        AdvXMultVAE(class_weight="auto", **TINY).fit(X, sensitive_features=S)
+    with pytest.raises(ValueError, match="has 3 rows but X has 200"):
+        AdvXMultVAE(**TINY).fit(X, sensitive_features=S.iloc[:3])
+    for bad, msg in [(dict(hidden_dims=600), "hidden_dims must be a tuple"),
+                     (dict(dropout=1.0), "dropout == 1.0, must be < 1"),
+                     (dict(latent_dim=0), "latent_dim == 0, must be >= 1"),
+                     (dict(anneal_steps=-1), "anneal_steps == -1, must be >= 0"),
+                     (dict(early_stopping=True, validation_metric="ndcg@100"),
+                      "k is larger than the number of items")]:
+        with pytest.raises(ValueError, match=msg):
+            MultVAE(**{**TINY, **bad}).fit(X)
+    with pytest.raises(ValueError, match="validation_data has 30 items"):
+        MultVAE(**{**TINY, "early_stopping": True, "validation_metric": "ndcg@10"}).fit(
+            X, validation_data=X[:, :30])
+
+
+def test_gridsearch_routes_sensitive_features_to_fit_and_scorer(data):
+    tr, _, S_tr, _ = data
+    S = S_tr.reset_index(drop=True)
+    params = {**KW, **ADV, "max_iter": 15, "attributes": "group"}
+    leak = LeakageScorer("group")
+    cv = UserHoldout(n_splits=2, test_size=200, random_state=0)
+    with sklearn.config_context(enable_metadata_routing=True):
+        leak.set_score_request(sensitive_features=True)
+        model = AdvXMultVAE(**params).set_fit_request(sensitive_features=True)
+        search = GridSearchCV(model, {"grad_scale": [0.0, 50.0]}, cv=cv,
+                              scoring={"ndcg": NDCGScorer(20), "leak": leak}, refit="ndcg")
+        search.fit(tr, sensitive_features=S)
+        # a consumer that was not asked to receive sensitive_features: sklearn refuses
+        with pytest.raises(ValueError, match="set_fit_request"):
+            GridSearchCV(AdvXMultVAE(**params), {"grad_scale": [0.0]}, cv=cv,
+                         scoring={"leak": leak}, refit=False).fit(tr, sensitive_features=S)
+        # MultVAE ignores sensitive_features (UNUSED): routing it to the scorer needs nothing
+        plain = GridSearchCV(MultVAE(**{**KW, "max_iter": 3}), {"latent_dim": [8]}, cv=cv,
+                             scoring={"ndcg": NDCGScorer(20), "leak": leak}, refit="ndcg")
+        plain.fit(tr, sensitive_features=S)
+    res = search.cv_results_
+    assert np.all(np.isfinite(res["mean_test_ndcg"])) and np.all(res["mean_test_leak"] < 0)
+    assert search.best_index_ == int(np.argmax(res["mean_test_ndcg"]))
+    assert isinstance(search.best_estimator_, AdvXMultVAE)
+    # λ = 50 leaks less (higher score = lower balanced accuracy) than λ = 0
+    assert res["mean_test_leak"][1] > res["mean_test_leak"][0]
+    assert np.isfinite(plain.cv_results_["mean_test_leak"]).all()
+
+
+def test_table_form_and_pickle_round_trip():
+    d = make_interactions(n_users=200, n_items=40, return_frame=True, random_state=0)
+    df = d.interactions
+    S_rows = d.sensitive_features.loc[df["user"]].reset_index(drop=True)  # one row per row
+    m = AdvXMultVAE(**{**TINY, "rating_threshold": None}).fit(df, sensitive_features=S_rows)
+    assert m.input_form_ == "table" and m.transform(df).shape == (200, 4)
+    assert list(m.classes_["group"]) == ["g0", "g1"]
+    X = make_interactions(n_users=200, n_items=40, random_state=0).X
+    m = AdvXMultVAE(**TINY).fit(X, sensitive_features=d.sensitive_features)
+    m2 = pickle.loads(pickle.dumps(m))
+    np.testing.assert_array_equal(m2.predict(X), m.predict(X))
+    np.testing.assert_array_equal(m2.transform(X), m.transform(X))
+    assert m2.attributes_ == m.attributes_ and len(m2.adversaries_) == 2
+    assert m2.adversaries_[0].weights[0].device.type == "cpu"
+
+
+@pytest.mark.cuda
+def test_fits_on_cuda_and_pickles_to_cpu(data):
+    tr, te, S_tr, _ = data
+    m = AdvXMultVAE(**{**KW, **ADV, "device": "cuda", "grad_scale": 10.0}).fit(
+        tr, sensitive_features=S_tr)
+    assert m.device_.type == "cuda" and m.vae_.enc_w[0].device.type == "cuda"
+    assert all(np.isfinite(h["loss"]) for h in m.history_)
+    cpu = MultVAE(**KW).fit(tr)
+    gpu = MultVAE(**{**KW, "device": "cuda"}).fit(tr)
+    assert abs(gpu.score(te) - cpu.score(te)) < 0.03  # other random streams, same quality
+    m2 = pickle.loads(pickle.dumps(m))
+    assert m2.transform(te).shape == (te.shape[0], 16)
+
+
+_PREDICT_2D = ("predict returns an (n_users, n_items) score matrix, like a multi-output "
+               "regressor over items; this check asserts predict(X).shape == (n_samples,)")
+
+
+@parametrize_with_checks(
+    [MultVAE(hidden_dims=(4,), latent_dim=2, batch_size=16, max_iter=2, early_stopping=False,
+             device="cpu", random_state=0)],
+    expected_failed_checks=lambda est: {"check_estimator_sparse_array": _PREDICT_2D,
+                                        "check_estimator_sparse_matrix": _PREDICT_2D})
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
