@@ -24,7 +24,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._torch import (csr_row_coords, dense_rows, iter_row_batches, resolve_device,
                      resolve_dtype)
-from .metrics.ranking import _as_specs, _check_k, _mask_value, _metrics_on_batch, topk_ranking
+from .metrics.ranking import (_as_specs, _check_k, _mask_value, _metrics_on_batch,
+                              parse_metric, topk_ranking)
 from .model_selection import fold_in_split
 
 __all__ = ["BaseRecommender", "IterativeRecommender", "check_interactions", "InteractionData",
@@ -605,3 +606,26 @@ class IterativeRecommender(BaseRecommender):
         """(training row indices, validation fold-in rows, validation targets)."""
         return _split_validation(X, getattr(self, "_validation_data", None),
                                  self.validation_fraction, rng)
+
+    def _validation_score(self, v_in, v_out):
+        """Mean ``validation_metric`` of the current model on the validation users."""
+        specs = [(self.validation_metric, *parse_metric(self.validation_metric))]
+        with torch.no_grad():
+            val = self._evaluate_rows(v_in, None, v_out, specs)
+        return float(np.nanmean(val[self.validation_metric]))
+
+
+class _EarlyStopping:
+    """Best-so-far bookkeeping: the best validation score, its epoch and a model snapshot."""
+
+    def __init__(self, patience):
+        self.patience = patience
+        self.best, self.epoch, self.state, self.stale = -np.inf, None, None, 0
+
+    def update(self, score, epoch, snapshot):
+        """Record an epoch's score (``snapshot()`` is taken when it is the best); True = stop."""
+        if score > self.best:
+            self.best, self.epoch, self.state, self.stale = score, epoch, snapshot(), 0
+        else:
+            self.stale += 1
+        return self.stale >= self.patience

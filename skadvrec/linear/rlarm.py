@@ -19,7 +19,7 @@ from sklearn.utils import check_random_state, check_scalar
 from tqdm.auto import tqdm
 
 from .._torch import dense_rows, make_generator
-from ..base import IterativeRecommender
+from ..base import IterativeRecommender, _EarlyStopping
 from ..metrics.ranking import _metrics_on_batch, parse_metric
 from .ease import ease_closed_form
 
@@ -133,7 +133,6 @@ class _AdversarialEASE(IterativeRecommender):
         if self.early_stopping:
             train_rows, v_in, v_out = self._validation_split(X, rng)
             X_tr = X[train_rows] if len(train_rows) < X.shape[0] else X
-            val_specs = [(self.validation_metric, *parse_metric(self.validation_metric))]
         else:
             X_tr, v_in, v_out = X, None, None
         m = X_tr.shape[0]
@@ -154,27 +153,24 @@ class _AdversarialEASE(IterativeRecommender):
         reg = self.l2 / m
         spec = [("ndcg", "ndcg", self.ndcg_k)]
         self.history_ = []
-        best, best_state, stale = -np.inf, None, 0
         self.coef_ = W.data
+        stopper = _EarlyStopping(self.n_iter_no_change) if self.early_stopping else None
 
-        def validate():
-            self.coef_ = W.data
-            with torch.no_grad():
-                val = self._evaluate_rows(v_in, None, v_out, val_specs)
-            return float(np.nanmean(val[self.validation_metric]))
+        def snapshot():
+            return W.data.clone(), copy.deepcopy(adv.state_dict())
 
-        if self.early_stopping:  # epoch 0: the initial model is a candidate too
-            best = validate()
-            best_state = (W.data.clone(), copy.deepcopy(adv.state_dict()), 0)
+        if stopper is not None:  # epoch 0: the initial model is a candidate too
+            score = self._validation_score(v_in, v_out)
+            stopper.update(score, 0, snapshot)
             self.history_.append({"epoch": 0, "learner_loss": float("nan"),
                                   "adversary_objective": float("nan"), "seconds": 0.0,
-                                  f"val_{self.validation_metric}": best})
+                                  f"val_{self.validation_metric}": score})
         epochs = tqdm(range(self.max_iter), disable=not self.verbose, desc=type(self).__name__)
         for epoch in epochs:
             t0 = time.perf_counter()
             order = torch.randperm(m, generator=gen, device=dev).cpu().numpy()
             adv_on = epoch >= self.warmup_epochs
-            sum_loss = sum_obj = 0.0
+            acc = torch.zeros(2, device=dev, dtype=dtype)  # read back once per epoch
             if self.learner == "closed_form" and epoch > 0:
                 # best response to the current weights: EASE on rows scaled by sqrt(weight)
                 w = self._weights_of(adv, X_tr)
@@ -198,7 +194,7 @@ class _AdversarialEASE(IterativeRecommender):
                     opt_w.step()
                     with torch.no_grad():
                         W.fill_diagonal_(0.0)
-                    sum_loss += float(learner.detach())
+                    acc[0] += learner.detach()
                 if adv_on:
                     with torch.no_grad():
                         if self._adversary_objective == "squared":
@@ -211,26 +207,26 @@ class _AdversarialEASE(IterativeRecommender):
                     opt_a.zero_grad(set_to_none=True)
                     (-obj).backward()
                     opt_a.step()
-                    sum_obj += float(obj.detach())
-            record = {"epoch": epoch + 1, "learner_loss": sum_loss,
+                    acc[1] += obj.detach()
+            sum_loss, sum_obj = acc.tolist()
+            record = {"epoch": epoch + 1,
+                      "learner_loss": sum_loss if self.learner == "adam" else float("nan"),
                       "adversary_objective": sum_obj if adv_on else float("nan"),
                       "seconds": time.perf_counter() - t0}
-            if self.early_stopping:
-                score = validate()
+            stop = False
+            if stopper is not None:
+                self.coef_ = W.data
+                score = self._validation_score(v_in, v_out)
                 record[f"val_{self.validation_metric}"] = score
-                if score > best:
-                    best, stale = score, 0
-                    best_state = (W.data.clone(), copy.deepcopy(adv.state_dict()), epoch + 1)
-                else:
-                    stale += 1
+                stop = stopper.update(score, epoch + 1, snapshot)
             self.history_.append(record)
-            if self.early_stopping and stale >= self.n_iter_no_change:
+            if stop:
                 break
-        if self.early_stopping and best_state is not None:
-            W_best, adv_state, self.best_epoch_ = best_state
+        if stopper is not None:
+            (W_best, adv_state), self.best_epoch_ = stopper.state, stopper.epoch
             adv.load_state_dict(adv_state)
             self.coef_ = W_best
-            self.best_validation_score_ = best
+            self.best_validation_score_ = stopper.best
         else:
             self.coef_ = W.data
             self.best_epoch_ = len(self.history_)

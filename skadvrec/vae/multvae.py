@@ -31,7 +31,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from tqdm.auto import tqdm
 
 from .._torch import dense_rows, grad_reverse, make_generator
-from ..base import IterativeRecommender
+from ..base import IterativeRecommender, _EarlyStopping
 from ..metrics.leakage import resolve_attribute_types
 from ..metrics.ranking import parse_metric
 
@@ -344,7 +344,6 @@ class MultVAE(IterativeRecommender):
         if self.early_stopping:
             train_rows, v_in, v_out = self._validation_split(X, rng)
             X_tr = X[train_rows] if len(train_rows) < n_users else X
-            val_specs = [(self.validation_metric, *parse_metric(self.validation_metric))]
         else:
             train_rows, X_tr = np.arange(n_users), X
         adv, opt_adv = self._make_adversaries(prepared, train_rows, rng, dev, dtype)
@@ -360,7 +359,10 @@ class MultVAE(IterativeRecommender):
         self.vae_ = vae
         self.history_ = []
         self.n_steps_ = 0
-        best, best_state, stale = -np.inf, None, 0
+        stopper = _EarlyStopping(self.n_iter_no_change) if self.early_stopping else None
+
+        def snapshot():
+            return _state(vae), None if adv is None else _state(adv)
 
         epochs = tqdm(range(self.max_iter), disable=not self.verbose, desc=type(self).__name__)
         for epoch in epochs:
@@ -401,25 +403,20 @@ class MultVAE(IterativeRecommender):
             for attr, v in zip(getattr(self, "attributes_", []), vals[3:]):
                 record[f"adversary_loss_{attr}"] = v
             record["seconds"] = time.perf_counter() - t0
-            if self.early_stopping:
-                with torch.no_grad():
-                    val = self._evaluate_rows(v_in, None, v_out, val_specs)
-                score = float(np.nanmean(val[self.validation_metric]))
+            stop = False
+            if stopper is not None:
+                score = self._validation_score(v_in, v_out)
                 record[f"val_{self.validation_metric}"] = score
-                if score > best:
-                    best, stale = score, 0
-                    best_state = (_state(vae), None if adv is None else _state(adv), epoch + 1)
-                else:
-                    stale += 1
+                stop = stopper.update(score, epoch + 1, snapshot)
             self.history_.append(record)
-            if self.early_stopping and stale >= self.n_iter_no_change:
+            if stop:
                 break
-        if self.early_stopping and best_state is not None:
-            vae_state, adv_state, self.best_epoch_ = best_state
+        if stopper is not None and stopper.state is not None:
+            (vae_state, adv_state), self.best_epoch_ = stopper.state, stopper.epoch
             vae.load_state_dict(vae_state)
             if adv is not None:
                 adv.load_state_dict(adv_state)
-            self.best_validation_score_ = best
+            self.best_validation_score_ = stopper.best
         else:
             self.best_epoch_ = len(self.history_)
             self.__dict__.pop("best_validation_score_", None)  # from an earlier fit
