@@ -64,7 +64,10 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 200.0, 800.0])
+    p.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 200.0, 800.0],
+                   help="λ values for both attributes (the grid is their product)")
+    p.add_argument("--lambdas-gender", type=float, nargs="+", default=None)
+    p.add_argument("--lambdas-age", type=float, nargs="+", default=None)
     p.add_argument("--max-iter", type=int, default=40)
     p.add_argument("--out", default="results/advxmultvae_ml1m.json")
     args = p.parse_args()
@@ -85,7 +88,9 @@ def main():
         "age mae": LeakageScorer("age", "mae", attribute_type="continuous"),
         "age-group bacc": LeakageScorer("age_group", "balanced_accuracy"),
     }
-    grid = [{"grad_scale": [{"gender": g, "age": a}]} for g in args.lambdas for a in args.lambdas]
+    lam_g = args.lambdas_gender or args.lambdas
+    lam_a = args.lambdas_age or args.lambdas
+    grid = [{"grad_scale": [{"gender": g, "age": a}]} for g in lam_g for a in lam_a]
     rows, raw = [], {}
     with sklearn.config_context(enable_metadata_routing=True):
         for sc in scoring.values():

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 def main(src, dst):
     res = json.loads(open(src).read())
     adv, base = res["AdvXMultVAE"], res["MultVAE"]
+    top_age = max(p["grad_scale"]["age"] for p in adv["params"]) or 1.0
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     panels = [("gender bacc", -1, "gender balanced accuracy of the attacker (0.5 = none)"),
               ("age mae", 1, "age MAE of the attacker (higher = less leakage)")]
@@ -27,7 +28,7 @@ def main(src, dst):
             x = sign * adv[f"mean_test_{key}"][i]
             y = adv["mean_test_ndcg@10"][i]
             ax.errorbar(x, y, xerr=adv[f"std_test_{key}"][i], yerr=adv["std_test_ndcg@10"][i],
-                        fmt="o", capsize=2, color=plt.cm.viridis(min(1.0, lam["age"] / 800)))
+                        fmt="o", capsize=2, color=plt.cm.viridis(lam["age"] / top_age))
             ax.annotate(f"({lam['gender']:g},{lam['age']:g})", (x, y), fontsize=7,
                         xytext=(3, 3), textcoords="offset points")
         ax.errorbar(sign * base[f"mean_test_{key}"][0], base["mean_test_ndcg@10"][0],
