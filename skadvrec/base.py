@@ -607,6 +607,27 @@ class IterativeRecommender(BaseRecommender):
         return _split_validation(X, getattr(self, "_validation_data", None),
                                  self.validation_fraction, rng)
 
+    _dense_limit_bytes = 1 << 30
+
+    def _batch_source(self, X, device, dtype):
+        """A function ``rows(perm, start, stop)`` giving the dense training rows
+        ``X[perm[start:stop]]`` on ``device``, for a permutation tensor on the device.
+
+        Below ``_dense_limit_bytes`` the whole matrix is kept dense on the device, so a batch
+        is one gather with no host work; above it, each batch is densified from the CSR.
+        """
+        itemsize = torch.finfo(dtype).bits // 8
+        if X.shape[0] * X.shape[1] * itemsize <= self._dense_limit_bytes:
+            X_dev = dense_rows(X, slice(None), device, dtype)
+            return lambda perm, start, stop: X_dev[perm[start:stop]]
+        cache = {}
+
+        def rows(perm, start, stop):
+            if cache.get("perm") is not perm:  # one host copy of each epoch's permutation
+                cache["perm"], cache["host"] = perm, perm.cpu().numpy()
+            return dense_rows(X, cache["host"][start:stop], device, dtype)
+        return rows
+
     def _validation_score(self, v_in, v_out):
         """Mean ``validation_metric`` of the current model on the validation users."""
         specs = [(self.validation_metric, *parse_metric(self.validation_metric))]

@@ -152,6 +152,7 @@ class _AdversarialEASE(IterativeRecommender):
         opt_a = torch.optim.Adam(adv.parameters(), lr=lr_a)
         reg = self.l2 / m
         spec = [("ndcg", "ndcg", self.ndcg_k)]
+        batch_rows = self._batch_source(X_tr, dev, dtype)
         self.history_ = []
         self.coef_ = W.data
         stopper = _EarlyStopping(self.n_iter_no_change) if self.early_stopping else None
@@ -168,7 +169,7 @@ class _AdversarialEASE(IterativeRecommender):
         epochs = tqdm(range(self.max_iter), disable=not self.verbose, desc=type(self).__name__)
         for epoch in epochs:
             t0 = time.perf_counter()
-            order = torch.randperm(m, generator=gen, device=dev).cpu().numpy()
+            order = torch.randperm(m, generator=gen, device=dev)
             adv_on = epoch >= self.warmup_epochs
             acc = torch.zeros(2, device=dev, dtype=dtype)  # read back once per epoch
             if self.learner == "closed_form" and epoch > 0:
@@ -177,7 +178,7 @@ class _AdversarialEASE(IterativeRecommender):
                 W.data = ease_closed_form(X_tr, self.l2, row_weights=w, device=dev,
                                           dtype=dtype)
             for start in range(0, m - bs + 1 if m >= bs else 1, bs):
-                xb = dense_rows(X_tr, order[start:start + bs], dev, dtype)
+                xb = batch_rows(order, start, start + bs)
                 if self.learner == "closed_form":
                     with torch.no_grad():
                         pred = xb @ W

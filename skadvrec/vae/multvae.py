@@ -30,7 +30,7 @@ from sklearn.utils import check_random_state, check_scalar, metadata_routing
 from sklearn.utils.class_weight import compute_class_weight
 from tqdm.auto import tqdm
 
-from .._torch import dense_rows, grad_reverse, make_generator
+from .._torch import grad_reverse, make_generator
 from ..base import IterativeRecommender, _EarlyStopping
 from ..metrics.leakage import resolve_attribute_types
 from ..metrics.ranking import parse_metric
@@ -267,7 +267,6 @@ class MultVAE(IterativeRecommender):
     __metadata_request__fit = {"sensitive_features": metadata_routing.UNUSED}
 
     # training data larger than this (dense, in bytes) is densified batch by batch instead
-    _dense_limit_bytes = 1 << 30
 
     def __init__(self, *, hidden_dims=(600,), latent_dim=200, dropout=0.5, beta_cap=0.2,
                  anneal_steps=200000, learning_rate=1e-3, weight_decay=0.0, batch_size=500,
@@ -349,9 +348,7 @@ class MultVAE(IterativeRecommender):
         adv, opt_adv = self._make_adversaries(prepared, train_rows, rng, dev, dtype)
         m = X_tr.shape[0]
         bs = min(self._batch(), m)
-        itemsize = torch.finfo(dtype).bits // 8
-        X_dev = (dense_rows(X_tr, slice(None), dev, dtype)
-                 if m * n_items * itemsize <= self._dense_limit_bytes else None)
+        batch_rows = self._batch_source(X_tr, dev, dtype)
         opt_kw = {"fused": True} if dev.type == "cuda" else {}
         opt = torch.optim.Adam(vae.parameters(), lr=self.learning_rate,
                                weight_decay=self.weight_decay, **opt_kw)
@@ -368,12 +365,10 @@ class MultVAE(IterativeRecommender):
         for epoch in epochs:
             t0 = time.perf_counter()
             perm = torch.randperm(m, generator=gen, device=dev)
-            perm_host = perm.cpu().numpy() if X_dev is None else None
             acc = torch.zeros(3 + n_adv, device=dev, dtype=dtype)
             for start in range(0, m, bs):
                 idx = perm[start:start + bs]
-                xb = (X_dev[idx] if X_dev is not None
-                      else dense_rows(X_tr, perm_host[start:start + bs], dev, dtype))
+                xb = batch_rows(perm, start, start + bs)
                 beta = self._beta(self.n_steps_)
                 mu, logvar = vae.encode(xb, gen)
                 eps = torch.randn(mu.shape, generator=gen, device=dev, dtype=dtype)
