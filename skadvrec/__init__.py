@@ -4,13 +4,17 @@ Fit / predict / score estimators with torch internals (GPU when there is one), a
 robustness measures as scorers that work in GridSearchCV and Pipeline.
 """
 
+from .attacks import BandwagonAttack, PopularAttack, RandomAttack, select_target_items
+from .cf import APR, BPRMF, LightGCN, PamaCF
 from .linear import ARM, EASE, EASEIPW, RLARM
 from .metrics import (AUCScorer, GroupMetricScorer, HitRateScorer, LeakageScorer, NDCGScorer,
-                      RankingScorer, RecallScorer, UnderservedUpliftScorer)
+                      RankingScorer, RecallScorer, TargetHitRatioScorer, UnderservedUpliftScorer)
 from .vae import AdvXMultVAE, MultVAE
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["EASE", "EASEIPW", "ARM", "RLARM", "MultVAE", "AdvXMultVAE", "RankingScorer",
-           "NDCGScorer", "RecallScorer", "HitRateScorer", "AUCScorer", "GroupMetricScorer",
-           "UnderservedUpliftScorer", "LeakageScorer", "__version__"]
+__all__ = ["EASE", "EASEIPW", "ARM", "RLARM", "MultVAE", "AdvXMultVAE", "BPRMF", "LightGCN",
+           "APR", "PamaCF", "RandomAttack", "BandwagonAttack", "PopularAttack",
+           "select_target_items", "RankingScorer", "NDCGScorer", "RecallScorer", "HitRateScorer",
+           "AUCScorer", "GroupMetricScorer", "UnderservedUpliftScorer", "LeakageScorer",
+           "TargetHitRatioScorer", "__version__"]

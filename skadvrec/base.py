@@ -198,6 +198,11 @@ class BaseRecommender(BaseEstimator):
         """User representation; default: the score vector (models with no latent space)."""
         return self._scores_from_rows(X_rows)
 
+    def _transform_users(self, user_idx):
+        """Representation of fitted users (table form); default: from their training rows."""
+        rows = dense_rows(self.train_matrix_, user_idx, self.device_, self._torch_dtype())
+        return self._transform_rows(rows)
+
     # -- helpers -----------------------------------------------------------------------------
     def _torch_dtype(self):
         return resolve_dtype(getattr(self, "dtype", "float32"))
@@ -404,10 +409,10 @@ class BaseRecommender(BaseEstimator):
             n = rows.shape[0] if rows is not None else len(user_idx)
             for sl in iter_row_batches(n, self._batch()):
                 if rows is not None:
-                    xb = dense_rows(rows, sl, self.device_, dtype)
+                    z = self._transform_rows(dense_rows(rows, sl, self.device_, dtype))
                 else:
-                    xb = dense_rows(self.train_matrix_, user_idx[sl], self.device_, dtype)
-                parts.append(self._transform_rows(xb).cpu().numpy())
+                    z = self._transform_users(user_idx[sl])
+                parts.append(z.cpu().numpy())
         return np.concatenate(parts)
 
     def evaluate(self, X, metrics=("ndcg@100",), *, targets=None, fold_in_fraction=0.8,

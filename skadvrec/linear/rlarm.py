@@ -18,7 +18,7 @@ import torch
 from sklearn.utils import check_random_state, check_scalar
 from tqdm.auto import tqdm
 
-from .._torch import dense_rows, make_generator
+from .._torch import adam_options, dense_rows, make_generator
 from ..base import IterativeRecommender, _EarlyStopping
 from ..metrics.ranking import _metrics_on_batch, parse_metric
 from .ease import ease_closed_form
@@ -146,10 +146,10 @@ class _AdversarialEASE(IterativeRecommender):
         W = torch.nn.Parameter(W0)
         adv = _Adversary(n_items, self.adversary, self.hidden_size, gen, dev, dtype,
                          uniform_start=self.init == "ease" or self.learner == "closed_form")
-        opt_w = torch.optim.Adam([W], lr=self.learning_rate)
+        opt_w = torch.optim.Adam([W], lr=self.learning_rate, **adam_options(dev))
         lr_a = (self.learning_rate if self.adversary_learning_rate is None
                 else self.adversary_learning_rate)
-        opt_a = torch.optim.Adam(adv.parameters(), lr=lr_a)
+        opt_a = torch.optim.Adam(adv.parameters(), lr=lr_a, **adam_options(dev))
         reg = self.l2 / m
         spec = [("ndcg", "ndcg", self.ndcg_k)]
         batch_rows = self._batch_source(X_tr, dev, dtype)

@@ -13,6 +13,8 @@ Conventions (shared by every function here and by the scorers):
 * ``NDCG@k`` uses binary gains 1/log2(rank + 1) and the ideal DCG of min(k, |targets|) hits.
 * ``Recall@k`` is normalised by min(k, |targets|), as in Liang et al. (2018) and Steck (2019); this
   is the form reported for EASE, MultVAE and R-LARM on ML-20M, Netflix and MSD.
+* ``recall_all@k`` divides the hits by |targets| (RecBole's and the LightGCN / PamaCF code's
+  Recall); it differs from ``recall@k`` only for users with more than k targets.
 * ``HitRate@k`` is 1 when at least one target is in the top k.
 * ``AUC`` is the per-user area under the ROC curve over all non-excluded items (ties count 1/2).
 """
@@ -37,8 +39,9 @@ __all__ = [
     "topk_ranking",
 ]
 
-_METRIC_RE = re.compile(r"^(ndcg|recall|hr|hitrate|hit_rate|auc)(?:@(\d+))?$")
-_CANONICAL = {"ndcg": "ndcg", "recall": "recall", "hr": "hitrate", "hitrate": "hitrate",
+_METRIC_RE = re.compile(r"^(ndcg|recall_all|recall|hr|hitrate|hit_rate|auc)(?:@(\d+))?$")
+_CANONICAL = {"ndcg": "ndcg", "recall": "recall", "recall_all": "recall_all", "hr": "hitrate",
+              "hitrate": "hitrate",
               "hit_rate": "hitrate", "auc": "auc"}
 
 
@@ -49,7 +52,8 @@ def parse_metric(name):
     m = _METRIC_RE.match(name.strip().lower())
     if m is None:
         raise ValueError(
-            f"unknown metric {name!r}; use 'ndcg@k', 'recall@k', 'hitrate@k' (or 'hr@k') or 'auc'."
+            f"unknown metric {name!r}; use 'ndcg@k', 'recall@k', 'recall_all@k', 'hitrate@k' "
+            "(or 'hr@k') or 'auc'."
         )
     kind = _CANONICAL[m.group(1)]
     if kind == "auc":
@@ -158,6 +162,8 @@ def _metrics_on_batch(scores, targets, specs, n_targets=None):
                 val = (h * disc[:k]).sum(dim=1) / idcg
             elif kind == "recall":
                 val = h.sum(dim=1) / denom
+            elif kind == "recall_all":
+                val = h.sum(dim=1) / n_t.to(scores.dtype)
             else:  # hitrate
                 val = (h.sum(dim=1) > 0).to(scores.dtype)
         out[name] = torch.where(has, val, nan)

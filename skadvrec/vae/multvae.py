@@ -30,7 +30,7 @@ from sklearn.utils import check_random_state, check_scalar, metadata_routing
 from sklearn.utils.class_weight import compute_class_weight
 from tqdm.auto import tqdm
 
-from .._torch import grad_reverse, make_generator
+from .._torch import adam_options, grad_reverse, make_generator
 from ..base import IterativeRecommender, _EarlyStopping
 from ..metrics.leakage import resolve_attribute_types
 from ..metrics.ranking import parse_metric
@@ -349,7 +349,7 @@ class MultVAE(IterativeRecommender):
         m = X_tr.shape[0]
         bs = min(self._batch(), m)
         batch_rows = self._batch_source(X_tr, dev, dtype)
-        opt_kw = {"fused": True} if dev.type == "cuda" else {}
+        opt_kw = adam_options(dev)
         opt = torch.optim.Adam(vae.parameters(), lr=self.learning_rate,
                                weight_decay=self.weight_decay, **opt_kw)
         n_adv = 0 if adv is None else len(adv.heads)
@@ -698,7 +698,7 @@ dtype, device, rating_threshold, random_state, verbose
         bank = _AdversaryBank(heads, kinds, scales, targets, weights, gen)
         lr = (self.learning_rate if self.adversary_learning_rate is None
               else self.adversary_learning_rate)
-        opt_kw = {"fused": True} if device.type == "cuda" else {}
+        opt_kw = adam_options(device)
         opt = torch.optim.Adam(bank.parameters(), lr=lr, weight_decay=self.weight_decay,
                                **opt_kw)
         return bank, opt

@@ -1,0 +1,274 @@
+"""BPR-MF, LightGCN, APR and PamaCF: sampling, propagation, the adversarial mechanism, the API."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+
+from skadvrec.cf import APR, BPRMF, LightGCN, PamaCF
+from skadvrec.cf._base import sample_bpr_triples
+from skadvrec.cf.adversarial import _Paper, _Personalised, _Uniform
+from skadvrec.cf.lightgcn import normalized_graph, propagate
+from skadvrec.datasets import make_interactions
+from skadvrec.model_selection import InteractionHoldout
+
+
+@pytest.fixture(scope="module")
+def table():
+    """A synthetic interaction table with a train / test split of each user's rows."""
+    df = make_interactions(n_users=300, n_items=80, density=0.15, random_state=0,
+                           return_frame=True).interactions[["user", "item"]]
+    tr, te = next(InteractionHoldout(test_size=0.2, random_state=0).split(df))
+    return df.iloc[tr].reset_index(drop=True), df.iloc[te].reset_index(drop=True)
+
+
+SMALL = dict(n_components=16, batch_size=256, device="cpu", random_state=0)
+
+
+def _embeddings(model):
+    return model.user_embeddings_.numpy(), model.item_embeddings_.numpy()
+
+
+# -- sampling ---------------------------------------------------------------------------------
+def test_sampler_draws_positives_and_true_negatives():
+    X = sp.random(50, 30, density=0.2, format="csr", random_state=0)
+    X.data[:] = 1
+    X.sort_indices()
+    indptr = torch.from_numpy(X.indptr.astype(np.int64))
+    indices = torch.from_numpy(X.indices.astype(np.int64))
+    g = torch.Generator().manual_seed(0)
+    u, i, j = sample_bpr_triples(indptr, indices, 30, 20000, g)
+    dense = X.toarray() > 0
+    assert dense[u.numpy(), i.numpy()].all()
+    assert not dense[u.numpy(), j.numpy()].any()
+    # users uniform over those with an item: every such user drawn, none without
+    active = np.flatnonzero(dense.any(1))
+    assert set(np.unique(u.numpy())) == set(active)
+    # negatives roughly uniform over each user's non-items (chi-square-like bound)
+    counts = np.bincount(j.numpy(), minlength=30)
+    assert counts.min() > 0
+    g2 = torch.Generator().manual_seed(0)
+    u2, i2, j2 = sample_bpr_triples(indptr, indices, 30, 20000, g2)
+    assert torch.equal(u, u2) and torch.equal(i, i2) and torch.equal(j, j2)
+
+
+def test_sampler_needs_a_negative():
+    indptr, indices = torch.tensor([0, 2]), torch.tensor([0, 1])
+    with pytest.raises(ValueError, match="negative"):
+        sample_bpr_triples(indptr, indices, 2, 10, torch.Generator().manual_seed(0))
+
+
+# -- LightGCN propagation ----------------------------------------------------------------------
+def test_propagation_matches_dense_formula():
+    rng = np.random.default_rng(0)
+    X = sp.csr_matrix((rng.random((6, 5)) < 0.4).astype(np.float64))
+    X[0, 0] = 1.0
+    graph = normalized_graph(X, "cpu", torch.float64)
+    U = torch.randn(6, 3, dtype=torch.float64)
+    V = torch.randn(5, 3, dtype=torch.float64)
+    Uf, Vf = propagate(graph, U, V, 2)
+    A = np.zeros((11, 11))
+    A[:6, 6:] = X.toarray()
+    A[6:, :6] = X.toarray().T
+    d = A.sum(1)
+    inv = np.where(d > 0, 1 / np.sqrt(np.where(d > 0, d, 1)), 0)
+    A_hat = inv[:, None] * A * inv[None, :]
+    E0 = np.vstack([U.numpy(), V.numpy()])
+    E = (E0 + A_hat @ E0 + A_hat @ A_hat @ E0) / 3
+    np.testing.assert_allclose(np.vstack([Uf.numpy(), Vf.numpy()]), E, atol=1e-12)
+
+
+def test_propagation_gradient():
+    X = sp.csr_matrix(np.array([[1, 0, 1], [0, 1, 1], [1, 1, 0], [0, 0, 1]], dtype=float))
+    graph = normalized_graph(X, "cpu", torch.float64)
+    U = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
+    V = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: propagate(graph, a, b, 3), (U, V))
+
+
+# -- equivalences that pin the shared mechanism -------------------------------------------------
+def test_lightgcn_with_no_layer_is_bprmf(table):
+    tr, _ = table
+    a = BPRMF(max_iter=3, weight_decay=0.0, **SMALL).fit(tr)
+    b = LightGCN(n_layers=0, max_iter=3, **SMALL).fit(tr)
+    for x, y in zip(_embeddings(a), _embeddings(b)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_pamacf_special_cases(table):
+    tr, _ = table
+    base = BPRMF(max_iter=3, **SMALL).fit(tr)
+    off = PamaCF(adv_weight=0.0, n_pretrain_epochs=0, max_iter=3, **SMALL).fit(tr)
+    for x, y in zip(_embeddings(base), _embeddings(off)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    apr = APR(eps=0.3, n_pretrain_epochs=1, max_iter=3, **SMALL).fit(tr)
+    uni = PamaCF(rho=0.3, magnitude="uniform", n_pretrain_epochs=1, max_iter=3, **SMALL).fit(tr)
+    for x, y in zip(_embeddings(apr), _embeddings(uni)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    pama = PamaCF(rho=0.3, n_pretrain_epochs=1, max_iter=3, **SMALL).fit(tr)
+    assert not np.allclose(_embeddings(pama)[0], _embeddings(apr)[0])
+
+
+def test_magnitude_rules():
+    eu = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.5, 0.0]])
+    c = _Personalised(0.9, 2.0).coefficients(eu, None, None)
+    n2 = torch.tensor([1.0, 4.0, 0.25])
+    np.testing.assert_allclose(c, 0.9 * 2 * torch.sigmoid(n2 / n2.mean() - 1), rtol=1e-6)
+    assert c[1] > c[0] > c[2]  # a larger embedding tolerates a larger perturbation
+    same = _Personalised(0.9, 2.0).coefficients(torch.ones(4, 3), None, None)
+    np.testing.assert_allclose(same, 0.9, rtol=1e-6)  # average users get exactly rho
+    U_all = torch.tensor([[1.0, 0.0], [3.0, 0.0]])
+    np.testing.assert_allclose(_Paper(0.5).coefficients(eu, None, U_all),
+                               0.5 * torch.sigmoid(torch.tensor([1.0, 2.0, 0.5]) - 2.0),
+                               rtol=1e-6)
+    np.testing.assert_allclose(_Uniform(0.4).coefficients(eu, None, None), 0.4)
+
+
+def test_adversarial_term_is_a_worst_case(table):
+    """Once switched on, the perturbed BPR loss exceeds the clean one (δ ascends the loss)."""
+    tr, _ = table
+    m = PamaCF(rho=0.2, n_pretrain_epochs=2, max_iter=4, **SMALL).fit(tr)
+    assert [h["adversarial"] is None for h in m.history_] == [True, True, False, False]
+    for h in m.history_[2:]:
+        assert h["adversarial"] > h["bpr"]
+        assert h["loss"] == pytest.approx(h["bpr"] + h["adversarial"], rel=0.05)
+
+
+# -- learning ---------------------------------------------------------------------------------
+_LEARN = dict(max_iter=40, learning_rate=5e-3, **SMALL)
+
+
+@pytest.mark.parametrize("model", [
+    BPRMF(**_LEARN), LightGCN(n_layers=2, **_LEARN), APR(eps=0.1, **_LEARN),
+    PamaCF(rho=0.1, **_LEARN), PamaCF(rho=0.1, backbone="lightgcn", n_layers=2, **_LEARN),
+], ids=["bprmf", "lightgcn", "apr", "pamacf", "pamacf-lightgcn"])
+def test_models_learn_to_rank(table, model):
+    tr, te = table
+    model.fit(tr)
+    vals, _ = model.evaluate(te, ["recall_all@20", "ndcg@20"])
+    recall = np.nanmean(vals["recall_all@20"])
+    # random ranking of the ~70 unseen items gives recall@20 ~ 20/70 = 0.29
+    assert recall > 0.5, recall
+    assert model.history_[-1]["bpr"] < model.history_[0]["bpr"]
+    assert model.n_iter_ == 40 and model.best_epoch_ == 40
+
+
+def test_early_stopping_with_validation_table(table):
+    tr, te = table
+    m = BPRMF(max_iter=200, early_stopping=True, n_iter_no_change=3, **SMALL)
+    m.fit(tr, validation_data=te)
+    assert m.n_iter_ < 200
+    assert m.best_epoch_ == m.n_iter_ - 3
+    assert m.best_validation_score_ == max(h["val_recall@20"] for h in m.history_)
+    m2 = BPRMF(max_iter=5, early_stopping=True, validation_fraction=0.2, **SMALL).fit(tr)
+    assert all("val_recall@20" in h for h in m2.history_)
+    with pytest.raises(ValueError, match="not in X"):
+        BPRMF(max_iter=2, early_stopping=True, **SMALL).fit(
+            tr, validation_data=pd.DataFrame({"user": [10**6], "item": [0]}))
+
+
+# -- the data contract ----------------------------------------------------------------------------
+def test_table_form_scores_fitted_users(table):
+    tr, te = table
+    m = BPRMF(max_iter=5, **SMALL).fit(tr)
+    users = np.sort(tr.user.unique())[:4]
+    rec = m.recommend(tr[tr.user.isin(users)], k=3)
+    assert len(rec) == 12 and set(rec.user) == set(users)
+    seen = set(zip(tr.user, tr.item))
+    assert not any((u, i) in seen for u, i in zip(rec.user, rec.item))
+    scores = m.predict(tr[tr.user == users[0]])
+    u = np.searchsorted(m.user_ids_, users[0])
+    expect = (m.user_embeddings_[u] @ m.item_embeddings_.T).numpy()
+    np.testing.assert_allclose(scores[0], expect, rtol=1e-5)
+    np.testing.assert_allclose(m.transform(tr[tr.user == users[0]])[0],
+                               m.user_embeddings_[u].numpy())
+    with pytest.raises(ValueError, match="not seen in fit"):
+        m.predict(pd.DataFrame({"user": [10**6], "item": [0]}))
+
+
+def test_matrix_form_folds_in_new_users():
+    X = make_interactions(n_users=400, n_items=80, density=0.15, random_state=1).X
+    m = BPRMF(**_LEARN).fit(X[:300])
+    Z = m.transform(X[300:])
+    P = m.fold_in_projection_.numpy()
+    np.testing.assert_allclose(Z, X[300:].toarray() @ P, rtol=1e-4, atol=1e-6)
+    score = m.score(X[300:])  # NDCG@20 of the folded-in held-out users
+    rng = np.random.default_rng(0)
+    from skadvrec.metrics import ndcg_at_k
+    from skadvrec.model_selection import fold_in_split
+    X_in, X_out = fold_in_split(X[300:], 0.8, random_state=0)
+    chance = ndcg_at_k(X_out, rng.random(X_out.shape), k=20, exclude=X_in)
+    assert score > chance + 0.1
+
+
+def test_pickle_roundtrip(table):
+    tr, te = table
+    m = PamaCF(max_iter=3, n_pretrain_epochs=1, **SMALL).fit(tr)
+    m2 = pickle.loads(pickle.dumps(m))
+    np.testing.assert_allclose(m.predict(te), m2.predict(te))
+
+
+@pytest.mark.parametrize("params, match", [
+    (dict(backbone="gcn"), "backbone"), (dict(magnitude="huge"), "magnitude"),
+    (dict(rho=-1.0), "rho"), (dict(n_components=0), "n_components"),
+    (dict(learning_rate=0.0), "learning_rate"), (dict(n_pretrain_epochs=-1), "n_pretrain"),
+    (dict(early_stopping=True, validation_fraction=1.5), "validation_fraction"),
+])
+def test_bad_parameters(table, params, match):
+    with pytest.raises(ValueError, match=match):
+        PamaCF(max_iter=1, **{**SMALL, **params}).fit(table[0])
+
+
+@pytest.mark.cuda
+def test_cuda_fit_matches_cpu_quality(table):
+    tr, te = table
+    cpu = PamaCF(rho=0.1, max_iter=20, **SMALL).fit(tr)
+    gpu = PamaCF(rho=0.1, max_iter=20, **{**SMALL, "device": "cuda"}).fit(tr)
+    r_cpu = np.nanmean(cpu.evaluate(te, ["recall_all@20"])[0]["recall_all@20"])
+    r_gpu = np.nanmean(gpu.evaluate(te, ["recall_all@20"])[0]["recall_all@20"])
+    assert abs(r_cpu - r_gpu) < 0.05
+    lg = LightGCN(max_iter=5, **{**SMALL, "device": "cuda"}).fit(tr)
+    assert lg.user_embeddings_.device.type == "cuda"
+    assert pickle.loads(pickle.dumps(lg)).user_embeddings_.device.type == "cpu"
+
+
+# -- attacks, robustness and model selection ---------------------------------------------------
+def test_attack_raises_target_hit_ratio_of_bprmf(table):
+    """BPR-MF trained on poisoned data ranks the attack's targets higher for genuine users."""
+    from skadvrec.attacks import RandomAttack, select_target_items
+    from skadvrec.metrics import target_hit_ratio
+
+    tr, te = table
+    targets = select_target_items(tr, 3, random_state=0)
+    clean = BPRMF(**_LEARN).fit(tr)
+    attack = RandomAttack(target_items=targets, n_fake_users=0.2, random_state=0)
+    poisoned = BPRMF(**_LEARN).fit(attack.fit_transform(tr))
+    before = target_hit_ratio(clean, te, targets, k=10)
+    after = target_hit_ratio(poisoned, te, targets, k=10)
+    assert after > 2 * before and after > before + 0.04, (before, after)
+
+
+def test_rho_grid_search_with_recall_and_target_hit_ratio(table):
+    """One multi-metric search over PamaCF's rho: Recall@20 (refit) and T-HR@10."""
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+
+    from skadvrec.attacks import RandomAttack
+    from skadvrec.metrics import RankingScorer, TargetHitRatioScorer
+
+    tr, _ = table
+    pipe = Pipeline([("attack", RandomAttack(n_targets=3, n_fake_users=0.1, random_state=0)),
+                     ("model", PamaCF(n_pretrain_epochs=5, **{**_LEARN, "max_iter": 15}))])
+    search = GridSearchCV(pipe, {"model__rho": [0.05, 0.3]},
+                          cv=InteractionHoldout(n_splits=2, test_size=0.2, random_state=0),
+                          scoring={"recall": RankingScorer("recall_all@20"),
+                                   "thr": TargetHitRatioScorer(k=10)},
+                          refit="recall").fit(tr)
+    res = search.cv_results_
+    assert np.all(res["mean_test_recall"] > 0.4)
+    assert np.all(res["mean_test_thr"] <= 0) and np.all(res["mean_test_thr"] >= -1)
+    assert search.best_params_["model__rho"] in (0.05, 0.3)
+    assert search.best_estimator_.named_steps["model"].n_iter_ == 15
