@@ -87,6 +87,8 @@ def run(args):
                 secs = [h["seconds"] for h in model.history_]
                 rec = {"seed": seed, "attack": attack, "model": name, "n_fake": int(n_fake),
                        "targets": [int(t) for t in targets], "epochs": model.n_iter_,
+                       "rho": args.rho if name.startswith("pamacf") else None,
+                       "eps": args.apr_eps if name == "apr" else None,
                        "recall@20": float(np.nanmean(vals["recall_all@20"])),
                        "ndcg@20": float(np.nanmean(vals["ndcg@20"])),
                        "recall_min@20": float(np.nanmean(vals["recall@20"])),
@@ -114,12 +116,16 @@ def summary(path):
                      "T-HR@50": f"{r.thr:.4f}{sd(r.thr_sd)}", "T-NDCG@50": f"{r.tndcg:.4f}",
                      "epoch s": f"{r.epoch_s:.2f}", "eval s": f"{r.eval_s:.2f}"})
     print_table(rows, list(rows[0]))
-    base = agg[agg.model == "bprmf"].set_index("attack")
-    for _, r in agg[agg.model != "bprmf"].iterrows():
-        if r.attack in base.index and r.attack != "none":
-            b = base.loc[r.attack]
-            print(f"{r.attack:>9} {r.model:>12}: T-HR@50 {100 * (r.thr / b.thr - 1):+.1f}% vs "
-                  f"BPR-MF, Recall@20 {100 * (r.recall / b.recall - 1):+.1f}%")
+    base = df[df.model == "bprmf"][["attack", "seed", "T-HR@50", "recall@20"]]
+    for (attack, model), grp in df[(df.model != "bprmf") & (df.attack != "none")].groupby(
+            ["attack", "model"]):
+        pair = grp.merge(base, on=["attack", "seed"], suffixes=("", "_mf"))
+        if len(pair):  # per-seed ratios to BPR-MF under the same attack and targets
+            thr = 100 * (pair["T-HR@50"] / pair["T-HR@50_mf"] - 1)
+            rec = 100 * (pair["recall@20"] / pair["recall@20_mf"] - 1)
+            print(f"{attack:>9} {model:>12}: T-HR@50 {thr.mean():+.1f}% (seeds "
+                  f"{', '.join(f'{v:+.0f}' for v in thr)}), Recall@20 {rec.mean():+.1f}% vs "
+                  f"BPR-MF over {len(pair)} seed(s)")
 
 
 def main():

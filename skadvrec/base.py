@@ -607,6 +607,22 @@ class IterativeRecommender(BaseRecommender):
         finally:
             del self._validation_data
 
+    def _check_early_stopping_params(self, n_items):
+        """Check ``max_iter``, ``n_iter_no_change`` and, with early stopping on,
+        ``validation_fraction`` and ``validation_metric``."""
+        check_scalar(self.max_iter, "max_iter", numbers.Integral, min_val=1)
+        check_scalar(self.n_iter_no_change, "n_iter_no_change", numbers.Integral, min_val=1)
+        if self.early_stopping:
+            if not (isinstance(self.validation_fraction, numbers.Real)
+                    and 0 < self.validation_fraction < 1):
+                raise ValueError("validation_fraction must be in (0, 1) when early_stopping is "
+                                 f"on; got {self.validation_fraction!r}.")
+            _, k = parse_metric(self.validation_metric)
+            if k is not None and k > n_items:
+                raise ValueError(f"validation_metric={self.validation_metric!r}: k is larger "
+                                 f"than the number of items ({n_items}); use a smaller k or "
+                                 "early_stopping=False.")
+
     def _validation_split(self, X, rng):
         """(training row indices, validation fold-in rows, validation targets)."""
         return _split_validation(X, getattr(self, "_validation_data", None),

@@ -272,3 +272,12 @@ def test_rho_grid_search_with_recall_and_target_hit_ratio(table):
     assert np.all(res["mean_test_thr"] <= 0) and np.all(res["mean_test_thr"] >= -1)
     assert search.best_params_["model__rho"] in (0.05, 0.3)
     assert search.best_estimator_.named_steps["model"].n_iter_ == 15
+
+
+def test_collapse_is_reported(table):
+    """A perturbation far above the embedding norms drives every score to 0: say so."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    with pytest.warns(ConvergenceWarning, match="collapsed"):
+        m = APR(eps=5.0, n_pretrain_epochs=1, max_iter=6, **SMALL).fit(table[0])
+    assert m.history_[-1]["bpr"] > 0.99 * np.log(2)

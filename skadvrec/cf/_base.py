@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import numbers
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state, check_scalar, metadata_routing
 from tqdm.auto import tqdm
 
@@ -133,22 +135,11 @@ class _EmbeddingRecommender(IterativeRecommender):
         _check_real(self.reg, "reg", min_val=0)
         _check_real(self.init_std, "init_std", min_val=0, include_boundaries="neither")
         _check_real(self.fold_in_l2, "fold_in_l2", min_val=0, include_boundaries="neither")
-        check_scalar(self.max_iter, "max_iter", numbers.Integral, min_val=1)
-        check_scalar(self.n_iter_no_change, "n_iter_no_change", numbers.Integral, min_val=1)
         if self._backbone_name() not in ("mf", "lightgcn"):
             raise ValueError(f"backbone must be 'mf' or 'lightgcn'; got {self._backbone_name()!r}.")
         if self._backbone_name() == "lightgcn":
             check_scalar(self.n_layers, "n_layers", numbers.Integral, min_val=0)
-        if self.early_stopping:
-            if not (isinstance(self.validation_fraction, numbers.Real)
-                    and 0 < self.validation_fraction < 1):
-                raise ValueError("validation_fraction must be in (0, 1) when early_stopping is "
-                                 f"on; got {self.validation_fraction!r}.")
-            _, k = parse_metric(self.validation_metric)
-            if k is not None and k > n_items:
-                raise ValueError(f"validation_metric={self.validation_metric!r}: k is larger "
-                                 f"than the number of items ({n_items}); use a smaller k or "
-                                 "early_stopping=False.")
+        self._check_early_stopping_params(n_items)
         self._check_adversarial_params()
 
     # -- validation data ---------------------------------------------------------------------
@@ -292,6 +283,13 @@ class _EmbeddingRecommender(IterativeRecommender):
             self.best_epoch_ = len(self.history_)
             self.__dict__.pop("best_validation_score_", None)
         self.n_iter_ = len(self.history_)
+        last = self.history_[-1]
+        if last["adversarial"] is not None and last["bpr"] > 0.99 * np.log(2.0):
+            warnings.warn(
+                f"the adversarial term collapsed the embeddings (BPR loss {last['bpr']:.4f} ~ "
+                "log 2: every score is ~0). The perturbation is too large for the embedding "
+                "norms reached after pre-training; lower rho / eps or adv_weight, or raise "
+                "n_pretrain_epochs.", ConvergenceWarning, stacklevel=3)
         self._set_factors(U, V, X_tr)
         self.__dict__.pop("_graph", None)
 

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .._torch import adam_options, dense_rows, make_generator
 from ..base import IterativeRecommender, _EarlyStopping
-from ..metrics.ranking import _metrics_on_batch, parse_metric
+from ..metrics.ranking import _metrics_on_batch
 from .ease import ease_closed_form
 
 __all__ = ["ARM", "RLARM"]
@@ -95,9 +95,7 @@ class _AdversarialEASE(IterativeRecommender):
         check_scalar(self.adversary_l2, "adversary_l2", numbers.Real, min_val=0)
         check_scalar(self.learning_rate, "learning_rate", numbers.Real, min_val=0,
                      include_boundaries="neither")
-        check_scalar(self.max_iter, "max_iter", numbers.Integral, min_val=1)
         check_scalar(self.warmup_epochs, "warmup_epochs", numbers.Integral, min_val=0)
-        check_scalar(self.n_iter_no_change, "n_iter_no_change", numbers.Integral, min_val=1)
         check_scalar(self.ndcg_k, "ndcg_k", numbers.Integral, min_val=1)
         if self.adversary not in ("linear", "mlp"):
             raise ValueError(f"adversary must be 'linear' or 'mlp'; got {self.adversary!r}.")
@@ -113,15 +111,7 @@ class _AdversarialEASE(IterativeRecommender):
         if self.ndcg_k > n_items:
             raise ValueError(f"ndcg_k={self.ndcg_k} is larger than the number of items "
                              f"({n_items}).")
-        if self.early_stopping:
-            if not (isinstance(self.validation_fraction, numbers.Real)
-                    and 0 < self.validation_fraction < 1):
-                raise ValueError("validation_fraction must be in (0, 1) when early_stopping is "
-                                 f"on; got {self.validation_fraction!r}.")
-            _, k = parse_metric(self.validation_metric)
-            if k is not None and k > n_items:
-                raise ValueError(f"validation_metric={self.validation_metric!r}: k is larger "
-                                 f"than the number of items ({n_items}).")
+        self._check_early_stopping_params(n_items)
 
     # -- training ---------------------------------------------------------------------------
     def _fit(self, X, sensitive_features=None):

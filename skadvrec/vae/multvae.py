@@ -33,7 +33,6 @@ from tqdm.auto import tqdm
 from .._torch import adam_options, grad_reverse, make_generator
 from ..base import IterativeRecommender, _EarlyStopping
 from ..metrics.leakage import resolve_attribute_types
-from ..metrics.ranking import parse_metric
 
 __all__ = ["MultVAE", "AdvXMultVAE"]
 
@@ -303,18 +302,7 @@ class MultVAE(IterativeRecommender):
         check_scalar(self.learning_rate, "learning_rate", numbers.Real, min_val=0,
                      include_boundaries="neither")
         check_scalar(self.weight_decay, "weight_decay", numbers.Real, min_val=0)
-        check_scalar(self.max_iter, "max_iter", numbers.Integral, min_val=1)
-        check_scalar(self.n_iter_no_change, "n_iter_no_change", numbers.Integral, min_val=1)
-        if self.early_stopping:
-            if not (isinstance(self.validation_fraction, numbers.Real)
-                    and 0 < self.validation_fraction < 1):
-                raise ValueError("validation_fraction must be in (0, 1) when early_stopping is "
-                                 f"on; got {self.validation_fraction!r}.")
-            _, k = parse_metric(self.validation_metric)
-            if k is not None and k > n_items:
-                raise ValueError(f"validation_metric={self.validation_metric!r}: k is larger "
-                                 f"than the number of items ({n_items}); use a smaller k or "
-                                 "early_stopping=False.")
+        self._check_early_stopping_params(n_items)
 
     # -- hooks for the adversarial subclass ----------------------------------------------------
     def _prepare_sensitive(self, sensitive_features, n_users):
