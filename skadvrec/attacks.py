@@ -48,7 +48,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .base import ITEM, RATING, TIMESTAMP, USER, check_interactions
+from .base import ITEM, RATING, TIMESTAMP, USER, check_interactions, interaction_input_tags
 
 __all__ = ["RandomAttack", "BandwagonAttack", "PopularAttack", "select_target_items"]
 
@@ -453,12 +453,7 @@ class _BaseAttack(TransformerMixin, BaseEstimator):
         return out
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        tags.input_tags.positive_only = True
-        tags.input_tags.allow_nan = False
-        tags.target_tags.required = False
-        return tags
+        return interaction_input_tags(super().__sklearn_tags__())
 
 
 _COMMON_PARAMS = """target_items : array-like or None, default=None

@@ -204,6 +204,11 @@ class BaseRecommender(BaseEstimator):
         return self._transform_rows(rows)
 
     # -- helpers -----------------------------------------------------------------------------
+    def _fitted_user_index(self, users):
+        """(index into ``user_ids_``, known mask) of table user ids (index valid where known)."""
+        idx = np.clip(np.searchsorted(self.user_ids_, users), 0, len(self.user_ids_) - 1)
+        return idx, self.user_ids_[idx] == users
+
     def _torch_dtype(self):
         return resolve_dtype(getattr(self, "dtype", "float32"))
 
@@ -291,9 +296,7 @@ class BaseRecommender(BaseEstimator):
                                  f"with {self.n_items_} columns, not a DataFrame.")
             _check_table(X)
             users = pd.unique(np.asarray(X[USER]))
-            idx = np.searchsorted(self.user_ids_, users)
-            idx = np.clip(idx, 0, len(self.user_ids_) - 1)
-            known = self.user_ids_[idx] == users
+            idx, known = self._fitted_user_index(users)
             if not known.all():
                 raise ValueError(
                     f"{int((~known).sum())} user(s) were not seen in fit, e.g. "
@@ -458,9 +461,7 @@ class BaseRecommender(BaseEstimator):
             _check_table(X)
             data, _ = check_interactions(X, item_ids=self.item_ids_,
                                          rating_threshold=getattr(self, "rating_threshold", None))
-            idx = np.searchsorted(self.user_ids_, data.user_ids)
-            idx = np.clip(idx, 0, len(self.user_ids_) - 1)
-            known = self.user_ids_[idx] == data.user_ids
+            idx, known = self._fitted_user_index(data.user_ids)
             if not known.any():
                 raise ValueError("none of the users in X was seen in fit; nothing to evaluate.")
             if not known.all():
@@ -540,13 +541,31 @@ class BaseRecommender(BaseEstimator):
         return state
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        tags.input_tags.positive_only = True
-        tags.input_tags.allow_nan = False
-        tags.target_tags.required = False
+        tags = interaction_input_tags(super().__sklearn_tags__())
         tags.transformer_tags = TransformerTags(preserves_dtype=[])
         return tags
+
+
+def interaction_input_tags(tags):
+    """Set the sklearn input tags of an estimator that takes interactions: sparse, non-negative,
+    no NaN, no ``y``. Returns ``tags``."""
+    tags.input_tags.sparse = True
+    tags.input_tags.positive_only = True
+    tags.input_tags.allow_nan = False
+    tags.target_tags.required = False
+    return tags
+
+
+def _finish_early_stopping(estimator, stopper):
+    """After training: set ``best_epoch_`` (and ``best_validation_score_``, or drop a stale one)
+    and return the best snapshot to restore, or None to keep the last model."""
+    if stopper is not None and stopper.state is not None:
+        estimator.best_epoch_ = stopper.epoch
+        estimator.best_validation_score_ = stopper.best
+        return stopper.state
+    estimator.best_epoch_ = len(estimator.history_)
+    estimator.__dict__.pop("best_validation_score_", None)  # from an earlier fit
+    return None
 
 
 def _split_validation(X, validation_data, validation_fraction, rng):

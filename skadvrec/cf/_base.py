@@ -29,7 +29,8 @@ from sklearn.utils import check_random_state, check_scalar, metadata_routing
 from tqdm.auto import tqdm
 
 from .._torch import adam_options, make_generator
-from ..base import IterativeRecommender, _EarlyStopping, check_interactions
+from ..base import (IterativeRecommender, _EarlyStopping, _finish_early_stopping,
+                    check_interactions)
 from ..metrics.ranking import parse_metric
 from ..model_selection import fold_in_split
 
@@ -107,8 +108,8 @@ def _check_real(value, name, *, min_val=None, max_val=None, include_boundaries="
 class _EmbeddingRecommender(IterativeRecommender):
     """Base of BPRMF, LightGCN, APR and PamaCF (parameters are defined by the subclasses).
 
-    Subclasses set ``_backbone`` ("mf" or "lightgcn", or read ``self.backbone``) and, for the
-    adversarial ones, ``_magnitude_rule()``; everything else (sampling, the training loop,
+    The backbone is ``self.backbone`` ("mf" when the estimator has no such parameter; LightGCN
+    overrides ``_backbone_name``); the adversarial ones define ``_magnitude_rule()``; everything else (sampling, the training loop,
     validation, scoring, fold-in, transform) lives here once.
     """
 
@@ -161,8 +162,7 @@ class _EmbeddingRecommender(IterativeRecommender):
                                  f"of shape {X.shape} (further interactions of X's users).")
             data, _ = check_interactions(V, item_ids=self.item_ids_,
                                          rating_threshold=getattr(self, "rating_threshold", None))
-            idx = np.searchsorted(self.user_ids_, data.user_ids).clip(0, len(self.user_ids_) - 1)
-            known = self.user_ids_[idx] == data.user_ids
+            idx, known = self._fitted_user_index(data.user_ids)
             if not known.all():
                 raise ValueError(f"validation_data names {int((~known).sum())} user(s) not in X; "
                                  "it must hold further interactions of the training users.")
@@ -273,15 +273,11 @@ class _EmbeddingRecommender(IterativeRecommender):
             self.history_.append(record)
             if stop:
                 break
-        if stopper is not None and stopper.state is not None:
+        best = _finish_early_stopping(self, stopper)
+        if best is not None:
             with torch.no_grad():
-                U.copy_(stopper.state[0])
-                V.copy_(stopper.state[1])
-            self.best_epoch_ = stopper.epoch
-            self.best_validation_score_ = stopper.best
-        else:
-            self.best_epoch_ = len(self.history_)
-            self.__dict__.pop("best_validation_score_", None)
+                U.copy_(best[0])
+                V.copy_(best[1])
         self.n_iter_ = len(self.history_)
         last = self.history_[-1]
         if last["adversarial"] is not None and last["bpr"] > 0.99 * np.log(2.0):
@@ -393,6 +389,11 @@ _TRAINING_PARAMS = """\
         generators on the device; global RNGs are left alone).
     verbose : bool, default=False
         Show a tqdm bar over epochs."""
+
+# the PamaCF code's MF training settings: the defaults of BPRMF, APR and PamaCF
+_PAMACF_TRAINING_PARAMS = _TRAINING_PARAMS.format(
+    weight_decay=0.01, max_iter=30,
+    weight_decay_note="PyTorch's AdamW default, as in the PamaCF code")
 
 _ATTRIBUTES_AND_NOTES = """\
     Attributes

@@ -25,7 +25,8 @@ import numbers
 import torch
 from sklearn.utils import check_scalar
 
-from ._base import _ATTRIBUTES_AND_NOTES, _TRAINING_PARAMS, _check_real, _EmbeddingRecommender
+from ._base import (_ATTRIBUTES_AND_NOTES, _PAMACF_TRAINING_PARAMS, _check_real,
+                    _EmbeddingRecommender)
 
 __all__ = ["APR", "PamaCF", "MAGNITUDE_RULES"]
 
@@ -72,9 +73,6 @@ _ADV_PARAMS = """\
 
 class _AdversarialCF(_EmbeddingRecommender):
     """Shared parameter checks of APR and PamaCF."""
-
-    def _backbone_name(self):
-        return self.backbone
 
     def _check_adversarial_params(self):
         _check_real(self.adv_weight, "adv_weight", min_val=0)
@@ -234,9 +232,6 @@ class PamaCF(_AdversarialCF):
         return _Uniform(self.rho)
 
 
-_DOC_TRAINING = _TRAINING_PARAMS.format(weight_decay=0.01, max_iter=30,
-                                        weight_decay_note="PyTorch's AdamW default, as in the "
-                                        "PamaCF code")
 for _cls in (APR, PamaCF):
-    _cls.__doc__ = _cls.__doc__.format(adv=_ADV_PARAMS.format(), training=_DOC_TRAINING,
+    _cls.__doc__ = _cls.__doc__.format(adv=_ADV_PARAMS.format(), training=_PAMACF_TRAINING_PARAMS,
                                        attributes=_ATTRIBUTES_AND_NOTES)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._base import _ATTRIBUTES_AND_NOTES, _TRAINING_PARAMS, _EmbeddingRecommender
+from ._base import _ATTRIBUTES_AND_NOTES, _PAMACF_TRAINING_PARAMS, _EmbeddingRecommender
 
 __all__ = ["BPRMF"]
 
@@ -59,12 +59,7 @@ class BPRMF(_EmbeddingRecommender):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _backbone_name(self):
-        return "mf"
-
 
 BPRMF.__doc__ = BPRMF.__doc__.format(
-    training=_TRAINING_PARAMS.format(weight_decay=0.01, max_iter=30,
-                                     weight_decay_note="PyTorch's AdamW default, as in the "
-                                     "PamaCF code"),
+    training=_PAMACF_TRAINING_PARAMS,
     attributes=_ATTRIBUTES_AND_NOTES)

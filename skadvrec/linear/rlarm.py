@@ -19,7 +19,7 @@ from sklearn.utils import check_random_state, check_scalar
 from tqdm.auto import tqdm
 
 from .._torch import adam_options, dense_rows, make_generator
-from ..base import IterativeRecommender, _EarlyStopping
+from ..base import IterativeRecommender, _EarlyStopping, _finish_early_stopping
 from ..metrics.ranking import _metrics_on_batch
 from .ease import ease_closed_form
 
@@ -213,14 +213,12 @@ class _AdversarialEASE(IterativeRecommender):
             self.history_.append(record)
             if stop:
                 break
-        if stopper is not None:
-            (W_best, adv_state), self.best_epoch_ = stopper.state, stopper.epoch
-            adv.load_state_dict(adv_state)
-            self.coef_ = W_best
-            self.best_validation_score_ = stopper.best
+        best = _finish_early_stopping(self, stopper)
+        if best is not None:
+            self.coef_ = best[0]
+            adv.load_state_dict(best[1])
         else:
             self.coef_ = W.data
-            self.best_epoch_ = len(self.history_)
         self.adversary_ = adv.requires_grad_(False)
         self.n_iter_ = sum(1 for h in self.history_ if h["epoch"] > 0)
         return self

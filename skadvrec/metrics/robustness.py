@@ -55,8 +55,7 @@ def _table_users(est, X, cols, target_ids, exclude_users):
         if len(users_all) == 0:
             raise ValueError("exclude_users removes every user of X; nothing to evaluate.")
     users = pd.unique(users_all)
-    idx = pd.Index(est.user_ids_).get_indexer(users)
-    known = idx >= 0
+    idx, known = est._fitted_user_index(users)
     if not known.any():
         raise ValueError("none of the users in X was seen in fit; T-HR is computed for fitted "
                          "users (held-out interactions of training users).")

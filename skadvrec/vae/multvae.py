@@ -31,7 +31,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from tqdm.auto import tqdm
 
 from .._torch import adam_options, grad_reverse, make_generator
-from ..base import IterativeRecommender, _EarlyStopping
+from ..base import IterativeRecommender, _EarlyStopping, _finish_early_stopping
 from ..metrics.leakage import resolve_attribute_types
 
 __all__ = ["MultVAE", "AdvXMultVAE"]
@@ -394,15 +394,11 @@ class MultVAE(IterativeRecommender):
             self.history_.append(record)
             if stop:
                 break
-        if stopper is not None and stopper.state is not None:
-            (vae_state, adv_state), self.best_epoch_ = stopper.state, stopper.epoch
-            vae.load_state_dict(vae_state)
+        best = _finish_early_stopping(self, stopper)
+        if best is not None:
+            vae.load_state_dict(best[0])
             if adv is not None:
-                adv.load_state_dict(adv_state)
-            self.best_validation_score_ = stopper.best
-        else:
-            self.best_epoch_ = len(self.history_)
-            self.__dict__.pop("best_validation_score_", None)  # from an earlier fit
+                adv.load_state_dict(best[1])
         self.vae_ = vae.requires_grad_(False)
         if adv is not None:
             self.adversaries_ = adv.heads.requires_grad_(False)
