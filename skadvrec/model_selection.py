@@ -8,6 +8,10 @@ each held-out row into a fold-in part and a target part with :func:`fold_in_spli
 Table form (rows = interactions): :class:`InteractionHoldout` holds out interactions of known users
 ("weak generalisation") per user: a random ratio, leave-one-out, or the last interactions by time.
 Both are usable as ``cv=`` in :class:`~sklearn.model_selection.GridSearchCV`.
+
+:class:`BestWithinLoss` is a ``refit`` rule for a multi-metric search over a fairness or
+robustness strength (λ, ρ): the candidate with the best fairness score among those that lose at
+most a given share of accuracy against a reference candidate.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import scipy.sparse as sp
 from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils import check_random_state
 
-__all__ = ["fold_in_split", "UserHoldout", "InteractionHoldout", "split_users"]
+__all__ = ["fold_in_split", "UserHoldout", "InteractionHoldout", "split_users",
+           "BestWithinLoss"]
 
 
 def _check_fraction(value, name, *, allow_one=False):
@@ -300,3 +305,78 @@ class InteractionHoldout(BaseCrossValidator):
     def _iter_test_indices(self, X=None, y=None, groups=None):  # pragma: no cover - unused
         for _, test in self.split(X, y, groups):
             yield test
+
+
+class BestWithinLoss:
+    """Refit rule: the best ``objective`` among candidates within an accuracy budget.
+
+    For a multi-metric :class:`~sklearn.model_selection.GridSearchCV` (``refit=BestWithinLoss(
+    ...)``): among the candidates whose mean ``accuracy`` score is at most
+    ``max_relative_loss`` below the reference's, return the index of the one with the best mean
+    ``objective`` score (ties: the higher accuracy, then the first). Scores follow scikit-learn's
+    greater-is-better convention, so a leakage or target-hit scorer that returns a negated value
+    is maximised as it is.
+
+    Parameters
+    ----------
+    objective : str
+        Key of the scorer to optimise (``mean_test_<objective>`` in ``cv_results_``).
+    accuracy : str
+        Key of the scorer whose loss is bounded.
+    max_relative_loss : float, default=0.1
+        Largest allowed ``(reference - score) / |reference|`` of the mean ``accuracy``.
+    reference : dict or None, default=None
+        Parameters of the reference candidate (e.g. the strength 0, the unconstrained model);
+        None takes the candidate with the best mean ``accuracy``.
+
+    Examples
+    --------
+    >>> from skadvrec.model_selection import BestWithinLoss
+    >>> results = {"params": [{"lam": 0}, {"lam": 1}, {"lam": 10}],
+    ...            "mean_test_ndcg": [0.50, 0.46, 0.30],
+    ...            "mean_test_leak": [-0.70, -0.60, -0.50]}
+    >>> rule = BestWithinLoss("leak", "ndcg", max_relative_loss=0.1, reference={"lam": 0})
+    >>> rule(results)
+    1
+    """
+
+    def __init__(self, objective, accuracy, *, max_relative_loss=0.1, reference=None):
+        self.objective = objective
+        self.accuracy = accuracy
+        self.max_relative_loss = max_relative_loss
+        self.reference = reference
+
+    def _column(self, cv_results, name):
+        key = f"mean_test_{name}"
+        if key not in cv_results:
+            have = sorted(k[len("mean_test_"):] for k in cv_results if k.startswith("mean_test_"))
+            raise ValueError(f"BestWithinLoss: no scorer named {name!r} in the search; its "
+                             f"scoring dict has {have}.")
+        return np.asarray(cv_results[key], dtype=float)
+
+    def __call__(self, cv_results):
+        if not (isinstance(self.max_relative_loss, numbers.Real) and self.max_relative_loss >= 0):
+            raise ValueError(f"max_relative_loss must be a number >= 0; got "
+                             f"{self.max_relative_loss!r}.")
+        acc = self._column(cv_results, self.accuracy)
+        obj = self._column(cv_results, self.objective)
+        if self.reference is None:
+            if np.isnan(acc).all():
+                raise ValueError(f"BestWithinLoss: every candidate's {self.accuracy!r} is NaN.")
+            ref = np.nanmax(acc)
+        else:
+            hits = [i for i, p in enumerate(cv_results["params"])
+                    if all(k in p and p[k] == v for k, v in self.reference.items())]
+            if not hits:
+                raise ValueError(f"BestWithinLoss: no candidate has the reference parameters "
+                                 f"{self.reference!r}; add them to the grid.")
+            ref = acc[hits[0]]
+        ok = acc >= ref - self.max_relative_loss * abs(ref) - 1e-12 * max(1.0, abs(ref))
+        ok &= ~np.isnan(obj)
+        if not ok.any():
+            raise ValueError(f"BestWithinLoss: no candidate with a finite {self.objective!r} is "
+                             f"within {self.max_relative_loss:.0%} of the reference "
+                             f"{self.accuracy!r} ({ref:.4g}).")
+        idx = np.flatnonzero(ok)
+        order = np.lexsort((-acc[idx], -obj[idx]))  # best objective, then higher accuracy
+        return int(idx[order[0]])

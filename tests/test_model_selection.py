@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from skadvrec.model_selection import InteractionHoldout, UserHoldout, fold_in_split, split_users
+from skadvrec.model_selection import (BestWithinLoss, InteractionHoldout, UserHoldout,
+                                      fold_in_split, split_users)
 
 
 def _random_matrix(seed=0, n_users=60, n_items=40, density=0.2):
@@ -100,3 +101,39 @@ def test_interaction_holdout_errors():
         next(InteractionHoldout("chronological").split(df.drop(columns="timestamp")))
     with pytest.raises(ValueError, match="UserHoldout"):
         next(InteractionHoldout().split(sp.csr_matrix(np.ones((3, 3)))))
+
+
+def _results():
+    # λ grid over two attributes; leak is a negated balanced accuracy (greater is better)
+    return {"params": [{"lam": {"a": 0, "b": 0}}, {"lam": {"a": 1, "b": 0}},
+                       {"lam": {"a": 1, "b": 1}}, {"lam": {"a": 9, "b": 9}}],
+            "mean_test_ndcg": np.array([0.50, 0.47, 0.455, 0.30]),
+            "mean_test_leak": np.array([-0.70, -0.55, -0.55, -0.50])}
+
+
+def test_best_within_loss_picks_the_least_leaky_affordable_candidate():
+    res = _results()
+    ref = {"lam": {"a": 0, "b": 0}}
+    # both (1, 0) and (1, 1) leak -0.55 within 10 %: the tie goes to the more accurate one
+    assert BestWithinLoss("leak", "ndcg", reference=ref)(res) == 1
+    assert BestWithinLoss("leak", "ndcg", max_relative_loss=0.05, reference=ref)(res) == 0
+    assert BestWithinLoss("leak", "ndcg", max_relative_loss=0.5)(res) == 3
+    # the reference defaults to the most accurate candidate
+    res2 = {**res, "mean_test_ndcg": np.array([0.40, 0.50, 0.455, 0.30])}
+    assert BestWithinLoss("leak", "ndcg")(res2) == 1
+    # a NaN objective (a failed fit) is never chosen
+    res3 = {**res, "mean_test_leak": np.array([-0.70, np.nan, -0.6, -0.5])}
+    assert BestWithinLoss("leak", "ndcg", reference=ref)(res3) == 2
+
+
+def test_best_within_loss_errors_name_the_fix():
+    res = _results()
+    with pytest.raises(ValueError, match="no scorer named 'gap'.*\\['leak', 'ndcg'\\]"):
+        BestWithinLoss("gap", "ndcg")(res)
+    with pytest.raises(ValueError, match="no candidate has the reference parameters"):
+        BestWithinLoss("leak", "ndcg", reference={"lam": {"a": 5, "b": 0}})(res)
+    with pytest.raises(ValueError, match="max_relative_loss must be a number >= 0"):
+        BestWithinLoss("leak", "ndcg", max_relative_loss=-0.1)(res)
+    nan_obj = {**res, "mean_test_leak": np.full(4, np.nan)}
+    with pytest.raises(ValueError, match="no candidate with a finite 'leak'"):
+        BestWithinLoss("leak", "ndcg")(nan_obj)

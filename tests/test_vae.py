@@ -11,7 +11,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from skadvrec._torch import dense_rows
 from skadvrec.datasets import make_interactions
 from skadvrec.metrics import LeakageScorer, NDCGScorer, attribute_leakage, ndcg_at_k
-from skadvrec.model_selection import UserHoldout, fold_in_split
+from skadvrec.model_selection import BestWithinLoss, UserHoldout, fold_in_split
 from skadvrec.vae import AdvXMultVAE, MultVAE
 
 # small and fast: 6 updates per epoch, 30 epochs, fixed β
@@ -152,6 +152,18 @@ def test_two_attributes_at_once(data, vae_leak):
     assert m.adversaries_[1].weights[-1].shape == (10, 5, 1)
 
 
+def test_adversaries_on_the_latent_mean(data, vae, vae_leak):
+    _, te, _, S_te = data
+    # λ = 0: the adversaries still see nothing of the encoder's gradient
+    inert = _adv(data, grad_scale=0.0, adversary_input="mean")
+    np.testing.assert_allclose(inert.predict(te), vae.predict(te), rtol=1e-6, atol=1e-6)
+    on_mean = _adv(data, attributes="group", grad_scale=50.0, adversary_input="mean")
+    on_sample = _adv(data, attributes="group", grad_scale=50.0)
+    assert not np.allclose(on_mean.transform(te), on_sample.transform(te))
+    leak = attribute_leakage(on_mean, te, S_te, attributes="group")
+    assert leak.loc["group", "balanced_accuracy"] < vae_leak.loc["group", "balanced_accuracy"] - 0.1
+
+
 def test_attribute_type_inference_override_and_missing_values():
     d = make_interactions(n_users=200, n_items=40, random_state=0)
     rng = np.random.default_rng(0)
@@ -199,6 +211,8 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="'group' is set to continuous"):
         AdvXMultVAE(attribute_types={"group": "continuous"}, **TINY).fit(
             X, sensitive_features=S)
+    with pytest.raises(ValueError, match="adversary_input must be 'sample'.*or 'mean'"):
+        AdvXMultVAE(adversary_input="mu", **TINY).fit(X, sensitive_features=S)
     with pytest.raises(ValueError, match="class_weight must be"):
         AdvXMultVAE(class_weight="auto", **TINY).fit(X, sensitive_features=S)
     with pytest.raises(ValueError, match="has 3 rows but X has 200"):
@@ -243,6 +257,10 @@ def test_gridsearch_routes_sensitive_features_to_fit_and_scorer(data):
     # λ = 50 leaks less (higher score = lower balanced accuracy) than λ = 0
     assert res["mean_test_leak"][1] > res["mean_test_leak"][0]
     assert np.isfinite(plain.cv_results_["mean_test_leak"]).all()
+    # the accuracy-bounded refit rule on this search's results: a generous budget takes the
+    # less leaky λ = 50, a zero budget the most accurate candidate
+    assert BestWithinLoss("leak", "ndcg", max_relative_loss=1.0)(res) == 1
+    assert BestWithinLoss("leak", "ndcg", max_relative_loss=0.0)(res) == search.best_index_
 
 
 def test_table_form_and_pickle_round_trip():

@@ -37,7 +37,15 @@ from ..model_selection import fold_in_split
 __all__ = ["sample_bpr_triples"]
 
 
-def sample_bpr_triples(indptr, indices, n_items, n_samples, generator, active_users=None):
+def _pair_keys(indptr, indices, n_items):
+    """Sorted keys ``u * n_items + i`` of the CSR matrix's pairs (rows sorted by column)."""
+    deg = indptr[1:] - indptr[:-1]
+    rows = torch.repeat_interleave(torch.arange(len(deg), device=indptr.device), deg)
+    return rows * n_items + indices
+
+
+def sample_bpr_triples(indptr, indices, n_items, n_samples, generator, active_users=None,
+                       keys=None):
     """Draw ``n_samples`` BPR triples (u, i⁺, j⁻) on the device of ``indptr``.
 
     The user is uniform over ``active_users`` (users with at least one training item and at
@@ -55,6 +63,9 @@ def sample_bpr_triples(indptr, indices, n_items, n_samples, generator, active_us
         On the same device as ``indptr``.
     active_users : LongTensor, default=None
         Users to draw from; by default every user with a training item and a non-item.
+    keys : LongTensor, default=None
+        The sorted pair keys ``u * n_items + i`` used for the negatives' membership test;
+        computed from the CSR structure when None (a trainer computes them once).
 
     Returns
     -------
@@ -84,9 +95,8 @@ def sample_bpr_triples(indptr, indices, n_items, n_samples, generator, active_us
     off = (torch.rand(n_samples, generator=generator, device=dev) * deg[users]).long()
     off = torch.minimum(off, deg[users] - 1)
     pos = indices[indptr[users] + off]
-    # sorted keys u * n_items + i of the training pairs, for membership tests by binary search
-    rows = torch.repeat_interleave(torch.arange(len(deg), device=dev), deg)
-    keys = rows * n_items + indices
+    if keys is None:  # sorted pair keys, for membership tests by binary search
+        keys = _pair_keys(indptr, indices, n_items)
     neg = torch.randint(n_items, (n_samples,), generator=generator, device=dev)
     todo = torch.arange(n_samples, device=dev)
     while True:
@@ -229,6 +239,7 @@ class _EmbeddingRecommender(IterativeRecommender):
         self.n_steps_ = 0
         deg = indptr[1:] - indptr[:-1]
         active = torch.nonzero((deg > 0) & (deg < n_items)).squeeze(1)
+        keys = _pair_keys(indptr, indices, n_items)
 
         def snapshot():
             return U.detach().clone(), V.detach().clone()
@@ -236,7 +247,8 @@ class _EmbeddingRecommender(IterativeRecommender):
         epochs = tqdm(range(self.max_iter), disable=not self.verbose, desc=type(self).__name__)
         for epoch in epochs:
             t0 = time.perf_counter()
-            users, pos, neg = sample_bpr_triples(indptr, indices, n_items, n_samples, gen, active)
+            users, pos, neg = sample_bpr_triples(indptr, indices, n_items, n_samples, gen, active,
+                                                 keys)
             adversarial = rule is not None and epoch >= n_pre and adv_weight > 0
             acc = torch.zeros(3, device=dev, dtype=dtype)
             for start in range(0, n_samples, bs):

@@ -126,10 +126,12 @@ class _AdversaryBank(torch.nn.Module):
 
     ``losses(z, idx)`` returns the adversaries' losses (one per attribute) on the batch rows
     ``idx``; z reaches each group through ``grad_reverse(z, λ_k)`` (detached when λ_k = 0).
+    ``on_mean`` tells the training loop to pass the latent mean μ instead of the sampled z.
     """
 
-    def __init__(self, heads, kinds, scales, targets, sample_weights, generator):
+    def __init__(self, heads, kinds, scales, targets, sample_weights, generator, on_mean=False):
         super().__init__()
+        self.on_mean = on_mean
         self.heads = torch.nn.ModuleList(heads)
         self.kinds = kinds
         self.scales = scales
@@ -369,7 +371,7 @@ class MultVAE(IterativeRecommender):
                 total = loss
                 opt.zero_grad(set_to_none=True)
                 if adv is not None:
-                    adv_losses = adv.losses(z, idx)
+                    adv_losses = adv.losses(mu if adv.on_mean else z, idx)
                     total = total + adv_losses.sum()
                     parts.append(adv_losses)
                     opt_adv.zero_grad(set_to_none=True)
@@ -432,8 +434,8 @@ class AdvXMultVAE(MultVAE):
 
     For each protected attribute k, a group of ``n_heads`` independent MLP adversaries
     [latent_dim → adversary_hidden → n_classes or 1] predicts the attribute from the
-    **sampled** latent code z (as in the official code) passed through a gradient-reversal
-    layer with scale λ_k. Categorical attributes use a cross-entropy loss (class-weighted with
+    **sampled** latent code z (as in the official code; ``adversary_input="mean"`` uses the
+    latent mean μ instead) passed through a gradient-reversal layer with scale λ_k. Categorical attributes use a cross-entropy loss (class-weighted with
     ``class_weight="balanced"``), continuous ones the mean squared error of the attribute
     standardised over the training users; a group's loss is the mean over its heads. One
     backward pass on ``L_VAE + Σ_k L_adv^k`` updates the autoencoder (its own Adam) and the
@@ -475,6 +477,12 @@ class AdvXMultVAE(MultVAE):
     adversary_learning_rate : float or None, default=None
         Adam step size of the adversaries; None uses ``learning_rate``. ``weight_decay``
         applies to the adversaries too.
+    adversary_input : {"sample", "mean"}, default="sample"
+        What the adversaries see: the sampled code z = μ + σ·ε (the official code) or the
+        latent mean μ. ``transform`` returns μ and a leakage audit attacks μ; with "sample"
+        the encoder can fool the adversaries with sampling noise that μ does not carry, so a
+        fresh attacker on μ may still recover the attribute. "mean" trains the adversaries on
+        the representation that is audited.
     hidden_dims, latent_dim, dropout, beta_cap, anneal_steps, learning_rate, weight_decay, \
 batch_size, max_iter, early_stopping, n_iter_no_change, validation_fraction, validation_metric, \
 dtype, device, rating_threshold, random_state, verbose
@@ -522,7 +530,8 @@ dtype, device, rating_threshold, random_state, verbose
 
     def __init__(self, *, attributes=None, grad_scale=1.0, attribute_types=None,
                  adversary_hidden=(5,), adversary_dropout=0.3, n_heads=1,
-                 class_weight="balanced", adversary_learning_rate=None, hidden_dims=(600,),
+                 class_weight="balanced", adversary_learning_rate=None,
+                 adversary_input="sample", hidden_dims=(600,),
                  latent_dim=200, dropout=0.5, beta_cap=0.2, anneal_steps=200000,
                  learning_rate=1e-3, weight_decay=0.0, batch_size=500, max_iter=200,
                  early_stopping=True, n_iter_no_change=10, validation_fraction=0.1,
@@ -545,6 +554,7 @@ dtype, device, rating_threshold, random_state, verbose
         self.n_heads = n_heads
         self.class_weight = class_weight
         self.adversary_learning_rate = adversary_learning_rate
+        self.adversary_input = adversary_input
 
     def fit(self, X, y=None, *, sensitive_features=None, validation_data=None):
         """Fit the autoencoder and the adversaries.
@@ -576,6 +586,9 @@ dtype, device, rating_threshold, random_state, verbose
         if self.class_weight not in ("balanced", None):
             raise ValueError(f"class_weight must be 'balanced' or None; got "
                              f"{self.class_weight!r}.")
+        if self.adversary_input not in ("sample", "mean"):
+            raise ValueError(f"adversary_input must be 'sample' (the sampled latent code z) or "
+                             f"'mean' (the latent mean μ); got {self.adversary_input!r}.")
         if self.adversary_learning_rate is not None:
             check_scalar(self.adversary_learning_rate, "adversary_learning_rate", numbers.Real,
                          min_val=0, include_boundaries="neither")
@@ -679,7 +692,8 @@ dtype, device, rating_threshold, random_state, verbose
             targets.append(y)
             weights.append(torch.as_tensor(w, device=device, dtype=dtype))
         scales = [self.grad_scales_[a] for a in self.attributes_]
-        bank = _AdversaryBank(heads, kinds, scales, targets, weights, gen)
+        bank = _AdversaryBank(heads, kinds, scales, targets, weights, gen,
+                              on_mean=self.adversary_input == "mean")
         lr = (self.learning_rate if self.adversary_learning_rate is None
               else self.adversary_learning_rate)
         opt_kw = adam_options(device)
