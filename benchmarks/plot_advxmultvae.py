@@ -31,9 +31,17 @@ def main(src, dst):
                         fmt="o", capsize=2, color=plt.cm.viridis(lam["age"] / top_age))
             ax.annotate(f"({lam['gender']:g},{lam['age']:g})", (x, y), fontsize=7,
                         xytext=(3, 3), textcoords="offset points")
+        if res.get("best_params") in adv["params"]:  # the refit's choice
+            i = adv["params"].index(res["best_params"])
+            ax.plot(sign * adv[f"mean_test_{key}"][i], adv["mean_test_ndcg@10"][i], "o", ms=14,
+                    mfc="none", mec="black", label="refit choice")
         ax.errorbar(sign * base[f"mean_test_{key}"][0], base["mean_test_ndcg@10"][0],
                     xerr=base[f"std_test_{key}"][0], yerr=base["std_test_ndcg@10"][0],
                     fmt="*", ms=12, color="red", label="MultVAE")
+        ax.axhline(0.9 * base["mean_test_ndcg@10"][0], ls="--", lw=0.8, color="grey",
+                   label="−10 % NDCG@10 of MultVAE")
+        if key == "gender bacc":
+            ax.axvline(0.55, ls=":", lw=0.8, color="grey", label="BAcc 0.55")
         ax.set_xlabel(label)
         ax.set_ylabel("NDCG@10 (20/80 fold-in)")
         ax.legend(fontsize=8)
