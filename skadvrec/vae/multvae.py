@@ -435,7 +435,8 @@ class AdvXMultVAE(MultVAE):
     For each protected attribute k, a group of ``n_heads`` independent MLP adversaries
     [latent_dim → adversary_hidden → n_classes or 1] predicts the attribute from the
     **sampled** latent code z (as in the official code; ``adversary_input="mean"`` uses the
-    latent mean μ instead) passed through a gradient-reversal layer with scale λ_k. Categorical attributes use a cross-entropy loss (class-weighted with
+    latent mean μ instead) passed through a gradient-reversal layer with scale λ_k.
+    Categorical attributes use a cross-entropy loss (class-weighted with
     ``class_weight="balanced"``), continuous ones the mean squared error of the attribute
     standardised over the training users; a group's loss is the mean over its heads. One
     backward pass on ``L_VAE + Σ_k L_adv^k`` updates the autoencoder (its own Adam) and the
