@@ -60,7 +60,7 @@ def main():
             for attr in ("gender", "age_group"):
                 for metric in ("ndcg@10", "recall@10"):
                     table = metric_by_group(model, X[te], S_te, metric, attribute=attr,
-                                            fold_in_fraction=0.2)
+                                            input_fraction=0.2)
                     cells.setdefault((name, attr, metric), []).append(table["mean"])
             print(f"seed {seed}: {name} done", flush=True)
     rows = []

@@ -96,10 +96,10 @@ def main():
           f"{args.adversary_hidden}, lr {args.adversary_lr}, 10 heads")
     types = {"gender": "categorical", "age": "continuous", "age_group": "categorical"}
     scoring = {
-        "ndcg@10": NDCGScorer(10, fold_in_fraction=0.2),
-        "recall@10": RecallScorer(10, fold_in_fraction=0.2),
-        "ndcg@100": NDCGScorer(100, fold_in_fraction=0.2),
-        "ndcg@10 (80/20)": NDCGScorer(10, fold_in_fraction=0.8),
+        "ndcg@10": NDCGScorer(10, input_fraction=0.2),
+        "recall@10": RecallScorer(10, input_fraction=0.2),
+        "ndcg@100": NDCGScorer(100, input_fraction=0.2),
+        "ndcg@10 (80/20)": NDCGScorer(10, input_fraction=0.8),
         "gender bacc": LeakageScorer("gender", "balanced_accuracy"),
         "gender auc": LeakageScorer("gender", "auc"),
         "age mae": LeakageScorer("age", "mae", attribute_type="continuous"),

@@ -1,5 +1,8 @@
+"""``python -m skadvrec``: the ``skadvrec`` command (the benchmark with its defaults)."""
+
 import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -25,6 +25,7 @@ __all__ = [
     "grad_reverse",
     "device_free_bytes",
     "adam_options",
+    "ridge_fold_in",
 ]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -181,3 +182,35 @@ class _GradReverse(torch.autograd.Function):
 def grad_reverse(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     """Identity in the forward pass; multiplies the gradient by ``-scale`` going back."""
     return _GradReverse.apply(x, float(scale))
+
+
+def ridge_fold_in(V: torch.Tensor, l2: float) -> torch.Tensor:
+    """The ridge fold-in projection ``P = V (VᵀV + l2·I)⁻¹`` of item factors ``V``.
+
+    A new user with interaction row ``x`` (length n_items) gets the least-squares user vector
+    ``u(x) = (VᵀV + l2·I)⁻¹ Vᵀ x = x @ P`` with the item factors frozen (implicit's
+    ``recalculate_user``), so a batch of rows is folded in by one product ``X @ P``.
+
+    Parameters
+    ----------
+    V : Tensor of shape (n_items, d)
+        Item factors.
+    l2 : float
+        Ridge penalty (> 0 keeps the system well posed).
+
+    Returns
+    -------
+    P : Tensor of shape (n_items, d), contiguous, on V's device and dtype
+
+    Examples
+    --------
+    >>> import torch
+    >>> V = torch.eye(3, 2, dtype=torch.float64)
+    >>> ridge_fold_in(V, 1.0)
+    tensor([[0.5000, 0.0000],
+            [0.0000, 0.5000],
+            [0.0000, 0.0000]], dtype=torch.float64)
+    """
+    d = V.shape[1]
+    gram = V.T @ V + float(l2) * torch.eye(d, device=V.device, dtype=V.dtype)
+    return torch.linalg.solve(gram, V.T).T.contiguous()

@@ -48,11 +48,11 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .base import ITEM, RATING, TIMESTAMP, USER, check_interactions, interaction_input_tags
+from ._data import ITEM, LABEL, RATING, TIMESTAMP, USER, check_interactions, item_columns
+from .base import interaction_input_tags
 
 __all__ = ["RandomAttack", "BandwagonAttack", "PopularAttack", "select_target_items"]
 
-_LABEL = "label"
 _KEY_BLOCK = 1 << 22  # random keys drawn per chunk of fake users (32 MiB of float64)
 
 
@@ -70,40 +70,6 @@ def _interactions(X):
         m.data[:] = 1.0
         return m, None, False
     return m, np.asarray(item_ids), True
-
-
-def _item_columns(items, n_items, item_ids, name, where="X"):
-    """Map item ids (column indices, or values of ``item_ids``) to column indices.
-
-    ``where`` names the item space in error messages ("X", "the fitted model", ...).
-    """
-    arr = np.asarray(items)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.ndim != 1 or len(arr) == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D list of item ids; got {items!r}.")
-    if pd.Index(arr).has_duplicates:
-        dup = pd.Index(arr)[pd.Index(arr).duplicated()].unique().tolist()
-        raise ValueError(f"{name} lists item(s) {dup} more than once; pass distinct items.")
-    if item_ids is None:
-        if not np.issubdtype(arr.dtype, np.integer):
-            bad = arr[:3].tolist()
-            raise ValueError(f"for a user x item matrix, {name} are column indices (integers); "
-                             f"got {bad}.")
-        bad = arr[(arr < 0) | (arr >= n_items)]
-        if len(bad):
-            raise ValueError(f"{name} {bad.tolist()} are not items of {where}: column indices "
-                             f"must be in [0, {n_items - 1}].")
-        return arr.astype(np.int64)
-    try:
-        pos = np.clip(np.searchsorted(item_ids, arr), 0, len(item_ids) - 1)
-        known = item_ids[pos] == arr
-    except TypeError:  # ids of a type that cannot be compared with the table's ids
-        pos, known = np.zeros(len(arr), dtype=np.int64), np.zeros(len(arr), dtype=bool)
-    if not known.all():
-        raise ValueError(f"{name} {arr[~known].tolist()} are not items of {where} (no "
-                         "interaction names them); pass values of the table's 'item' column.")
-    return pos.astype(np.int64)
 
 
 def _choose_targets(popularity, n_targets, max_interactions, min_interactions, rng):
@@ -308,7 +274,7 @@ class _BaseAttack(TransformerMixin, BaseEstimator):
         if self.target_items is None:
             targets = _choose_targets(popularity, self.n_targets, None, 1, rng)
         else:
-            targets = _item_columns(self.target_items, n_items, item_ids, "target_items")
+            targets = item_columns(self.target_items, n_items, item_ids, "target_items")
         non_targets = np.setdiff1d(np.arange(n_items), targets)
         n_fake = (int(self.n_fake_users) if _is_int(self.n_fake_users)
                   else max(1, int(round(self.n_fake_users * n_users))))
@@ -444,7 +410,7 @@ class _BaseAttack(TransformerMixin, BaseEstimator):
         rows, cols = fake.row[order], fake.col[order]
         ids = self._fake_user_ids(X[USER])
         cols_out = {USER: ids[rows], ITEM: self.item_ids_[cols]}
-        for name in (RATING, _LABEL, TIMESTAMP):
+        for name in (RATING, LABEL, TIMESTAMP):
             if name in X.columns:
                 col = pd.to_numeric(X[name]) if name == RATING else X[name]
                 cols_out[name] = pd.Series(col.max(), index=range(len(rows)), dtype=col.dtype)

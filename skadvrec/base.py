@@ -11,137 +11,32 @@ from __future__ import annotations
 
 import copy
 import numbers
+import time
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils import TransformerTags, check_scalar
+from sklearn.utils import TransformerTags, check_random_state
+from tqdm.auto import tqdm
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._torch import (csr_row_coords, dense_rows, iter_row_batches, resolve_device,
-                     resolve_dtype)
-from .metrics.ranking import (_as_specs, _check_k, _mask_value, _metrics_on_batch,
-                              parse_metric, topk_ranking)
+from ._data import (ITEM, LABEL, RATING, TABLE_HELP, TIMESTAMP, USER, InteractionData,
+                    check_interactions, check_table)
+from ._params import validate_parameter_constraints
+from ._torch import (csr_row_coords, dense_rows, iter_row_batches, make_generator,
+                     resolve_device, resolve_dtype)
+from .metrics.ranking import (_as_specs, _check_k, _mask_value, _metrics_on_batch, parse_metric,
+                              topk_ranking)
 from .model_selection import fold_in_split
 
 __all__ = ["BaseRecommender", "IterativeRecommender", "check_interactions", "InteractionData",
-           "USER", "ITEM", "RATING"]
+           "USER", "ITEM", "RATING", "TIMESTAMP", "LABEL"]
 
-USER, ITEM, RATING, TIMESTAMP = "user", "item", "rating", "timestamp"
-
-_TABLE_HELP = (
-    "A pandas DataFrame is read as an interaction table with columns 'user' and 'item' (optional "
-    "'rating', 'timestamp'); rename yours with DataFrame.rename(columns=...). A user x item "
-    "matrix goes in as a scipy.sparse matrix or a numpy array."
-)
-
-
-@dataclass
-class InteractionData:
-    """Validated input: the users × items CSR matrix plus how its rows map to the input.
-
-    ``kind`` is ``"matrix"`` (rows of X are users) or ``"table"`` (rows of X are interactions;
-    ``user_codes`` maps each matrix row to a fitted user index, ``first_row`` to the first
-    row of X that holds that user).
-    """
-
-    kind: str
-    matrix: sp.csr_matrix
-    user_ids: np.ndarray | None = None
-    first_row: np.ndarray | None = None
-
-
-def _check_table(X):
-    missing = [c for c in (USER, ITEM) if c not in X.columns]
-    if missing:
-        raise ValueError(f"the interaction table has no column(s) {missing}; got "
-                         f"{list(X.columns)}. {_TABLE_HELP}")
-    if len(X) == 0:
-        raise ValueError("the interaction table is empty: it has 0 rows.")
-    for col in (USER, ITEM):
-        if X[col].isna().any():
-            raise ValueError(f"column {col!r} contains missing values; drop those rows first.")
-    if RATING in X.columns:
-        r = pd.to_numeric(X[RATING], errors="coerce")
-        if r.isna().any():
-            raise ValueError("column 'rating' contains missing or non-numeric values.")
-
-
-def check_interactions(X, *, item_ids=None, rating_threshold=None, allow_empty=True):
-    """Validate either input form and return an :class:`InteractionData`.
-
-    Parameters
-    ----------
-    X : sparse matrix, ndarray or DataFrame
-        The user × item matrix (non-negative, finite) or the interaction table.
-    item_ids : ndarray, default=None
-        Fitted item ids for the table form: items outside them are dropped with a warning.
-        ``None`` at fit time, when the ids are derived from X.
-    rating_threshold : float or None, default=None
-        For tables with a ``rating`` column: rows with a lower rating are not positives.
-    allow_empty : bool, default=True
-        Accept a matrix with no non-zero entry (held-out data may be empty; training may not).
-
-    Returns
-    -------
-    InteractionData
-    """
-    if isinstance(X, pd.DataFrame):
-        _check_table(X)
-        df, pos = X, None
-        if RATING in df.columns and rating_threshold is not None:
-            keep = np.asarray(pd.to_numeric(df[RATING]) >= rating_threshold)
-            df, pos = df[keep], np.flatnonzero(keep)  # positions: safe with duplicate labels
-            if len(df) == 0:
-                raise ValueError(
-                    f"no row has rating >= rating_threshold={rating_threshold}; lower the "
-                    "threshold or set rating_threshold=None to keep every row."
-                )
-        users, user_codes = np.unique(np.asarray(df[USER]), return_inverse=True)
-        if item_ids is None:
-            item_ids, item_codes = np.unique(np.asarray(df[ITEM]), return_inverse=True)
-            known = np.ones(len(df), dtype=bool)
-        else:
-            item_codes = np.searchsorted(item_ids, np.asarray(df[ITEM]))
-            item_codes = np.clip(item_codes, 0, len(item_ids) - 1)
-            known = item_ids[item_codes] == np.asarray(df[ITEM])
-            if not known.all():
-                warnings.warn(
-                    f"{int((~known).sum())} interaction(s) name items unseen in fit; they cannot "
-                    "be ranked and are ignored.", UserWarning, stacklevel=3)
-        m = sp.csr_matrix(
-            (np.ones(int(known.sum()), dtype=np.float32), (user_codes[known], item_codes[known])),
-            shape=(len(users), len(item_ids)))
-        m.sum_duplicates()
-        m.data[:] = 1.0  # repeated interactions count once
-        first = np.unique(user_codes, return_index=True)[1]
-        first_row = pos[first] if pos is not None else first
-        return InteractionData("table", m, user_ids=users, first_row=first_row), item_ids
-    if sp.issparse(X):
-        m = sp.csr_matrix(X, dtype=np.float32 if X.dtype != np.float64 else np.float64)
-    else:
-        arr = np.asarray(X)
-        if arr.dtype == object:
-            try:
-                arr = arr.astype(np.float64)
-            except (TypeError, ValueError):
-                raise ValueError(f"X has non-numeric entries; {_TABLE_HELP}") from None
-        m = sp.csr_matrix(arr.astype(np.float64 if arr.dtype == np.float64 else np.float32))
-    if m.ndim != 2 or m.shape[0] == 0 or m.shape[1] == 0:
-        raise ValueError(f"X must be a non-empty 2-D user x item matrix; got shape {m.shape}.")
-    if m.nnz and not np.all(np.isfinite(m.data)):
-        raise ValueError("X contains NaN or infinite values; interactions must be finite.")
-    if m.nnz and m.data.min() < 0:
-        raise ValueError("X contains negative values; interaction strengths must be >= 0.")
-    m.sum_duplicates()
-    m.eliminate_zeros()
-    if m.nnz == 0 and not allow_empty:
-        raise ValueError("X has no interactions (all entries are zero).")
-    return InteractionData("matrix", m), item_ids
+_check_table = check_table  # the name used before the data contract moved to ._data
+_TABLE_HELP = TABLE_HELP
 
 
 def _per_user_frame(S, data: InteractionData, n_input_rows):
@@ -170,20 +65,22 @@ def _per_user_frame(S, data: InteractionData, n_input_rows):
 class BaseRecommender(BaseEstimator):
     """Base class of the recommenders: the shared data contract and prediction API.
 
-    Subclasses define their parameters in ``__init__`` (stored unchanged), and implement
-    ``_fit(X, sensitive_features)`` on a CSR users × items matrix and
+    Subclasses define their parameters in ``__init__`` (stored unchanged) and declare them in
+    ``_parameter_constraints`` (validated once in ``fit``), and implement
+    ``_fit(data, sensitive_features)`` on an :class:`~skadvrec._data.InteractionData` and
     ``_scores_from_rows(X_batch)`` that maps a dense (batch, n_items) tensor of input rows on
     ``self.device_`` to a fresh (batch, n_items) score tensor (the caller masks it in place).
 
-    Common parameters (set by subclasses): ``device`` ("auto", "cpu", "cuda", "cuda:1"),
-    ``random_state``, ``verbose``, ``batch_size`` (users per scoring batch) and
-    ``rating_threshold`` (rows of a table with a lower ``rating`` are not positives).
+    Common parameters (declared by every subclass): ``device`` ("auto", "cpu", "cuda",
+    "cuda:1"), ``dtype``, ``random_state``, ``verbose``, ``batch_size`` (users per scoring batch)
+    and ``rating_threshold`` (rows of a table with a lower ``rating`` are not positives).
     """
 
     _default_score_k = 100
+    _parameter_constraints: dict = {}
 
     # -- hooks -------------------------------------------------------------------------------
-    def _fit(self, X, sensitive_features=None):  # pragma: no cover - abstract
+    def _fit(self, data, sensitive_features=None):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _scores_from_rows(self, X_rows):  # pragma: no cover - abstract
@@ -206,31 +103,25 @@ class BaseRecommender(BaseEstimator):
     # -- helpers -----------------------------------------------------------------------------
     def _fitted_user_index(self, users):
         """(index into ``user_ids_``, known mask) of table user ids (index valid where known)."""
+        users = np.asarray(users)
         idx = np.clip(np.searchsorted(self.user_ids_, users), 0, len(self.user_ids_) - 1)
         return idx, self.user_ids_[idx] == users
 
     def _torch_dtype(self):
-        return resolve_dtype(getattr(self, "dtype", "float32"))
+        return resolve_dtype(self.dtype)
 
     def _batch(self):
-        return int(check_scalar(getattr(self, "batch_size", 2048), "batch_size",
-                                numbers.Integral, min_val=1))
-
-    def _check_common_params(self):
-        resolve_device(self.device)
-        self._torch_dtype()
-        self._batch()
-        thr = getattr(self, "rating_threshold", None)
-        if thr is not None and not isinstance(thr, numbers.Real):
-            raise ValueError(f"rating_threshold must be a number or None; got {thr!r}.")
+        return int(self.batch_size)
 
     def _validate_fit(self, X, sensitive_features):
-        self._check_common_params()
+        validate_parameter_constraints(self._parameter_constraints, self.get_params(deep=False),
+                                       caller_name=type(self).__name__)
+        resolve_device(self.device)
         if not isinstance(X, pd.DataFrame):
             validate_data(self, X, accept_sparse="csr", dtype=[np.float32, np.float64],
                           ensure_non_negative=True, reset=True)
-        data, item_ids = check_interactions(
-            X, rating_threshold=getattr(self, "rating_threshold", None), allow_empty=False)
+        data, item_ids = check_interactions(X, rating_threshold=self.rating_threshold,
+                                            allow_empty=False, keep_table=True)
         self.device_ = resolve_device(self.device)
         self.n_items_ = data.matrix.shape[1]
         self.train_matrix_ = data.matrix
@@ -244,7 +135,7 @@ class BaseRecommender(BaseEstimator):
         self.input_form_ = data.kind
         n_rows = len(X) if isinstance(X, pd.DataFrame) else data.matrix.shape[0]
         S = _per_user_frame(sensitive_features, data, n_rows)
-        return data.matrix, S
+        return data, S
 
     def fit(self, X, y=None, *, sensitive_features=None):
         """Fit the recommender.
@@ -253,7 +144,7 @@ class BaseRecommender(BaseEstimator):
         ----------
         X : sparse matrix of shape (n_users, n_items), ndarray, or DataFrame
             User × item interactions (rows are users), or an interaction table with columns
-            ``user``, ``item`` (optional ``rating``, ``timestamp``).
+            ``user``, ``item`` (optional ``rating``, ``timestamp`` and feature columns).
         y : None
             Ignored; present for API consistency.
         sensitive_features : DataFrame, Series or array-like, default=None
@@ -264,8 +155,8 @@ class BaseRecommender(BaseEstimator):
         self : object
             The fitted estimator.
         """
-        matrix, S = self._validate_fit(X, sensitive_features)
-        self._fit(matrix, S)
+        data, S = self._validate_fit(X, sensitive_features)
+        self._fit(data, S)
         return self
 
     def fit_transform(self, X, y=None, *, sensitive_features=None):
@@ -274,28 +165,48 @@ class BaseRecommender(BaseEstimator):
 
     def _ensure_device(self):
         """After unpickling (tensors on the CPU), move fitted tensors to the usable device."""
+        if not self.__dict__.pop("_needs_device_check", False):
+            return
         dev = self.device_
         if dev.type == "cuda" and not torch.cuda.is_available():
             warnings.warn("the model was fitted on CUDA, which is not available here; using the "
-                          "CPU.", UserWarning, stacklevel=3)
+                          "CPU.", UserWarning, stacklevel=4)
             dev = torch.device("cpu")
         for key, val in list(self.__dict__.items()):
             if isinstance(val, (torch.Tensor, torch.nn.Module)) and key.endswith("_"):
                 setattr(self, key, val.to(dev))
         self.device_ = dev
 
+    def _users_of(self, X):
+        """The user ids named by X in the table form: a DataFrame's ``user`` column (no ``item``
+        column needed), or a 1-D sequence of user ids; in order of first appearance."""
+        if isinstance(X, pd.DataFrame):
+            if USER not in X.columns:
+                raise ValueError(f"the table has no 'user' column; got {list(X.columns)}. "
+                                 f"{TABLE_HELP}")
+            users = np.asarray(X[USER])
+        else:
+            users = np.asarray(X)
+            if users.ndim != 1:
+                raise ValueError("this model was fitted on an interaction table; pass a "
+                                 "DataFrame with a 'user' column or a 1-D list of fitted user "
+                                 f"ids (got an array of shape {users.shape}).")
+        if len(users) == 0:
+            raise ValueError("no user given: X is empty.")
+        if pd.isna(users).any():
+            raise ValueError("the user ids contain missing values; drop them first.")
+        return pd.unique(users)
+
     def _input(self, X):
         """Validate prediction input: the CSR input rows and, for tables, fitted user indices."""
         check_is_fitted(self, "n_items_")
-        if getattr(self, "_needs_device_check", False):
-            self._ensure_device()
-            self._needs_device_check = False
-        if isinstance(X, pd.DataFrame):
-            if self.input_form_ != "table":
-                raise ValueError("this model was fitted on a user x item matrix; pass a matrix "
-                                 f"with {self.n_items_} columns, not a DataFrame.")
-            _check_table(X)
-            users = pd.unique(np.asarray(X[USER]))
+        self._ensure_device()
+        if self.input_form_ == "table":
+            if sp.issparse(X) or (not isinstance(X, pd.DataFrame) and np.ndim(X) == 2):
+                raise ValueError("this model was fitted on an interaction table; pass a "
+                                 "DataFrame with a 'user' column naming fitted users (or a list "
+                                 "of user ids).")
+            users = self._users_of(X)
             idx, known = self._fitted_user_index(users)
             if not known.all():
                 raise ValueError(
@@ -303,19 +214,24 @@ class BaseRecommender(BaseEstimator):
                     f"{users[~known][:3].tolist()}; a model fitted on a table scores fitted users "
                     "only. Fit on a user x item matrix to fold in new users from their rows.")
             return None, idx, users
-        if self.input_form_ == "table":
-            raise ValueError("this model was fitted on an interaction table; pass a DataFrame "
-                             "with a 'user' column naming fitted users.")
+        if isinstance(X, pd.DataFrame):
+            raise ValueError("this model was fitted on a user x item matrix; pass a matrix "
+                             f"with {self.n_items_} columns, not a DataFrame.")
         validate_data(self, X, accept_sparse="csr", dtype=[np.float32, np.float64],
                       ensure_non_negative=True, reset=False)
         data, _ = check_interactions(X)
         return data.matrix, None, None
 
-    def _iter_scores(self, rows, user_idx, mask_seen):
-        """Yield (slice, masked score tensor) over batches of users."""
+    def _iter_scores(self, rows, user_idx, mask_seen, seen=None):
+        """Yield (slice, masked score tensor) over batches of users.
+
+        ``seen`` (CSR, one row per user) overrides the items masked: by default the input rows
+        (matrix form) or the fitted users' training rows (table form).
+        """
         dtype = self._torch_dtype()
         n = rows.shape[0] if rows is not None else len(user_idx)
-        seen_src = rows if rows is not None else self.train_matrix_[user_idx]
+        if seen is None:
+            seen = rows if rows is not None else self.train_matrix_[user_idx]
         with torch.no_grad():
             for sl in iter_row_batches(n, self._batch()):
                 if rows is not None:
@@ -323,40 +239,72 @@ class BaseRecommender(BaseEstimator):
                 else:
                     s = self._scores_from_users(user_idx[sl])
                 if mask_seen:  # scatter the few seen entries instead of a dense mask
-                    r, c = csr_row_coords(seen_src, sl, self.device_)
+                    r, c = csr_row_coords(seen, sl, self.device_)
                     s[r, c] = _mask_value(s.dtype)
                 yield sl, s
 
     # -- public API --------------------------------------------------------------------------
-    def predict(self, X):
+    def iter_scores(self, X, *, exclude_seen=True):
+        """Score the users of X batch by batch, on the model's device.
+
+        The building block of :meth:`predict`, :meth:`recommend` and the scorers: it never
+        holds more than ``batch_size`` users' scores, so it serves any number of users.
+
+        Parameters
+        ----------
+        X : sparse matrix of shape (n_users, n_items), DataFrame or sequence of user ids
+            As in :meth:`predict`.
+        exclude_seen : bool, default=True
+            Give the user's input items (matrix form) or training items (table form) a large
+            finite negative score, below every real score.
+
+        Yields
+        ------
+        rows : slice
+            Positions of the batch's users among the users of X.
+        scores : torch.Tensor of shape (batch, n_items)
+            Scores on ``self.device_``; columns in ``item_ids_`` order.
+        """
+        rows, user_idx, _ = self._input(X)
+        yield from self._iter_scores(rows, user_idx, mask_seen=exclude_seen)
+
+    def predict(self, X, *, as_frame=False):
         """Scores of every item for every user of X (higher = more relevant).
 
         Parameters
         ----------
-        X : sparse matrix of shape (n_users, n_items) or DataFrame
+        X : sparse matrix of shape (n_users, n_items), DataFrame or sequence of user ids
             Matrix form: each row is a user's interactions, used as the model's input (fold-in).
-            Table form: the fitted users named in the ``user`` column, in order of first
-            appearance.
+            Table form: the fitted users named in the ``user`` column (or a list of user ids),
+            in order of first appearance.
+        as_frame : bool, default=False
+            Return a DataFrame whose columns are the item ids and whose index is the users
+            (table form: user ids; matrix form: row positions).
 
         Returns
         -------
-        scores : ndarray of shape (n_users, n_items)
-            Raw scores, seen items not masked. Computed in batches of ``batch_size`` users.
+        scores : ndarray of shape (n_users, n_items) or DataFrame
+            Raw scores, seen items not masked; column ``j`` is item ``item_ids_[j]`` (the
+            sorted item ids for the table form, the column index for the matrix form).
+            Computed in batches of ``batch_size`` users.
         """
-        rows, user_idx, _ = self._input(X)
+        rows, user_idx, users = self._input(X)
         n = rows.shape[0] if rows is not None else len(user_idx)
         out = np.empty((n, self.n_items_), dtype=np.dtype(str(self._torch_dtype())[6:]))
         for sl, s in self._iter_scores(rows, user_idx, mask_seen=False):
             out[sl] = s.cpu().numpy()
-        return out
+        if not as_frame:
+            return out
+        index = pd.Index(users, name=USER) if users is not None else pd.RangeIndex(n, name=USER)
+        return pd.DataFrame(out, index=index, columns=pd.Index(self.item_ids_, name=ITEM))
 
     def recommend(self, X, k=10, *, exclude_seen=True):
         """Top-``k`` items per user, best first, as original item ids.
 
         Parameters
         ----------
-        X : sparse matrix or DataFrame
-            As in :meth:`predict`.
+        X : sparse matrix, DataFrame or sequence of user ids
+            As in :meth:`predict` (a table needs only its ``user`` column).
         k : int, default=10
             List length; at most the number of items.
         exclude_seen : bool, default=True
@@ -418,12 +366,12 @@ class BaseRecommender(BaseEstimator):
                 parts.append(z.cpu().numpy())
         return np.concatenate(parts)
 
-    def evaluate(self, X, metrics=("ndcg@100",), *, targets=None, fold_in_fraction=0.8,
-                 random_state=0):
+    def evaluate(self, X, metrics=("ndcg@100",), *, targets=None, input_fraction=0.8,
+                 random_state=0, fold_in_fraction="deprecated"):
         """Per-user ranking metrics on held-out data.
 
         Matrix form: each row of X is a held-out user; it is split (seeded) into a fold-in part
-        (``fold_in_fraction``, the model's input) and a target part ranked against all items not
+        (``input_fraction``, the model's input) and a target part ranked against all items not
         in the fold-in part. Table form: X holds held-out interactions of fitted users; each
         user's training items are masked and the rows of X are the targets. Users unknown to
         the model are skipped with a warning.
@@ -438,8 +386,9 @@ class BaseRecommender(BaseEstimator):
             Matrix form only: explicit held-out items per row. Then X is used whole as the
             input (and masked) and no fold-in split is made, as in the LightGCN train/test
             protocol: ``model.evaluate(train, ["recall@20"], targets=test)``.
-        fold_in_fraction : float, default=0.8
-            Matrix form only: share of each row used as input.
+        input_fraction : float, default=0.8
+            Matrix form only: share of each row used as the model's *input* (the rest are the
+            targets): 0.8 = 80 % input, 20 % targets.
         random_state : int, default=0
             Seed of the fold-in split.
 
@@ -451,6 +400,11 @@ class BaseRecommender(BaseEstimator):
             For each evaluated user, the row of X it comes from (its first row for tables), to
             align with ``sensitive_features``.
         """
+        if not (isinstance(fold_in_fraction, str) and fold_in_fraction == "deprecated"):
+            warnings.warn("fold_in_fraction was renamed input_fraction (the share of each row "
+                          "used as the model's input) and will be removed; pass "
+                          "input_fraction instead.", FutureWarning, stacklevel=2)
+            input_fraction = fold_in_fraction
         specs = _as_specs(metrics)
         check_is_fitted(self, "n_items_")
         _check_k(specs, self.n_items_)
@@ -460,7 +414,7 @@ class BaseRecommender(BaseEstimator):
                                  "on a matrix of held-out users, not a DataFrame.")
             _check_table(X)
             data, _ = check_interactions(X, item_ids=self.item_ids_,
-                                         rating_threshold=getattr(self, "rating_threshold", None))
+                                         rating_threshold=self.rating_threshold)
             idx, known = self._fitted_user_index(data.user_ids)
             if not known.any():
                 raise ValueError("none of the users in X was seen in fit; nothing to evaluate.")
@@ -475,7 +429,7 @@ class BaseRecommender(BaseEstimator):
         else:
             rows_all, _, _ = self._input(X)
             if targets is None:
-                inputs, targets = fold_in_split(rows_all, fold_in_fraction,
+                inputs, targets = fold_in_split(rows_all, input_fraction,
                                                 random_state=random_state)
             else:
                 targets, _ = check_interactions(targets)
@@ -487,16 +441,15 @@ class BaseRecommender(BaseEstimator):
                 targets = targets - targets.multiply(inputs > 0)  # input items are not ranked
                 targets.eliminate_zeros()
             rows_out, user_idx = np.arange(rows_all.shape[0]), None
-        if getattr(self, "_needs_device_check", False):
-            self._ensure_device()
-            self._needs_device_check = False
+        self._ensure_device()
         return self._evaluate_rows(inputs, user_idx, targets, specs), rows_out
 
-    def _evaluate_rows(self, inputs, user_idx, targets, specs):
-        """Per-user metrics: rank for ``inputs`` rows (or fitted ``user_idx``), inputs masked."""
+    def _evaluate_rows(self, inputs, user_idx, targets, specs, seen=None):
+        """Per-user metrics: rank for ``inputs`` rows (or fitted ``user_idx``), inputs (or
+        ``seen``) masked."""
         parts = {name: [] for name, _, _ in specs}
         n_targets = torch.from_numpy(np.diff(targets.indptr)).to(self.device_)
-        for sl, s in self._iter_scores(inputs, user_idx, mask_seen=True):
+        for sl, s in self._iter_scores(inputs, user_idx, mask_seen=True, seen=seen):
             t = dense_rows(targets, sl, self.device_, torch.bool)
             for name, val in _metrics_on_batch(s, t, specs, n_targets[sl]).items():
                 parts[name].append(val.cpu().numpy())
@@ -523,6 +476,11 @@ class BaseRecommender(BaseEstimator):
         vals, _ = self.evaluate(X, [f"ndcg@{k}"])
         v = vals[f"ndcg@{k}"]
         if np.all(np.isnan(v)):
+            if isinstance(X, pd.DataFrame):
+                raise ValueError("no user in X has a target item to evaluate: every held-out "
+                                 "row names an item the user already has in training (or a "
+                                 "rating below rating_threshold). Pass interactions that are "
+                                 "not in the training data.")
             raise ValueError("no user in X has a target item to evaluate (rows need >= 2 "
                              "interactions for the fold-in split).")
         return float(np.nanmean(v))
@@ -556,30 +514,42 @@ def interaction_input_tags(tags):
     return tags
 
 
-def _finish_early_stopping(estimator, stopper):
-    """After training: set ``best_epoch_`` (and ``best_validation_score_``, or drop a stale one)
-    and return the best snapshot to restore, or None to keep the last model."""
-    if stopper is not None and stopper.state is not None:
-        estimator.best_epoch_ = stopper.epoch
-        estimator.best_validation_score_ = stopper.best
-        return stopper.state
-    estimator.best_epoch_ = len(estimator.history_)
-    estimator.__dict__.pop("best_validation_score_", None)  # from an earlier fit
-    return None
+
+# -- the training-loop template ------------------------------------------------------------------
+
+class _TrainingState:
+    """A namespace for what exists only while ``fit`` runs (modules, optimisers, data on the
+    device); the loop template removes it at the end, so it is never pickled."""
 
 
-def _split_validation(X, validation_data, validation_fraction, rng):
-    """(training row indices, validation fold-in rows, validation targets).
+def _holdout_users(X, validation_data, validation_fraction, rng):
+    """Validation protocol "users": (training rows, their indices, (fold-in rows, targets)).
 
-    ``validation_data`` (full rows of separate users) is folded in 80/20; otherwise
-    ``validation_fraction`` of the users of X with >= 2 interactions are held out.
+    ``validation_data`` (full rows of separate users) is folded in 80/20, or given as a pair
+    ``(inputs, targets)`` of matrices already split; otherwise ``validation_fraction`` of the
+    users of X with >= 2 interactions are held out.
     """
+    if isinstance(validation_data, tuple):
+        if len(validation_data) != 2:
+            raise ValueError("validation_data as a tuple must be (inputs, targets): two user x "
+                             f"item matrices; got {len(validation_data)} items.")
+        v_in, v_out = (check_interactions(v)[0].matrix for v in validation_data)
+        if v_in.shape != v_out.shape or v_in.shape[1] != X.shape[1]:
+            raise ValueError(f"validation_data (inputs, targets) have shapes {v_in.shape} and "
+                             f"{v_out.shape}; both need X's {X.shape[1]} items and one row per "
+                             "validation user.")
+        v_out = v_out - v_out.multiply(v_in > 0)  # input items are not ranked
+        v_out.eliminate_zeros()
+        return X, np.arange(X.shape[0]), (v_in, sp.csr_matrix(v_out))
     if validation_data is not None:
+        if isinstance(validation_data, pd.DataFrame):
+            raise ValueError("validation_data for this model is a user x item matrix of "
+                             "held-out users (rows folded in 80/20), not a DataFrame.")
         V = check_interactions(validation_data)[0].matrix
         if V.shape[1] != X.shape[1]:
             raise ValueError(f"validation_data has {V.shape[1]} items but X has {X.shape[1]}.")
         v_in, v_out = fold_in_split(V, 0.8, random_state=rng.randint(2**31 - 1))
-        return np.arange(X.shape[0]), v_in, v_out
+        return X, np.arange(X.shape[0]), (v_in, v_out)
     eligible = np.flatnonzero(np.diff(X.indptr) >= 2)
     n_val = int(round(validation_fraction * X.shape[0]))
     if n_val < 1 or n_val >= len(eligible):
@@ -590,16 +560,115 @@ def _split_validation(X, validation_data, validation_fraction, rng):
     val = np.sort(rng.choice(eligible, n_val, replace=False))
     train = np.setdiff1d(np.arange(X.shape[0]), val, assume_unique=True)
     v_in, v_out = fold_in_split(X[val], 0.8, random_state=rng.randint(2**31 - 1))
-    return train, v_in, v_out
+    return X[train], train, (v_in, v_out)
+
+
+def _holdout_interactions(est, data, validation_data, validation_fraction, rng):
+    """Validation protocol "interactions": (training matrix, all user indices, (targets,
+    training matrix)) with held-out interactions of the *same* users as targets.
+
+    ``validation_data`` holds further interactions of the training users (a table naming
+    fitted users, or a matrix shaped like X); without it, ``validation_fraction`` of each
+    user's interactions (users with >= 2) are held out at random.
+    """
+    X = data.matrix
+    rows = np.arange(X.shape[0])
+    if validation_data is None:
+        X_tr, X_val = fold_in_split(X, 1.0 - validation_fraction,
+                                    random_state=rng.randint(2**31 - 1))
+        return sp.csr_matrix(X_tr), rows, (X_val, sp.csr_matrix(X_tr))
+    if isinstance(validation_data, pd.DataFrame):
+        if data.kind != "table":
+            raise ValueError("validation_data is a table but X is a matrix; pass a matrix "
+                             f"of shape {X.shape} (further interactions of X's users).")
+        vd, _ = check_interactions(validation_data, item_ids=data.item_ids,
+                                   rating_threshold=est.rating_threshold)
+        idx, known = est._fitted_user_index(vd.user_ids)
+        if not known.all():
+            raise ValueError(f"validation_data names {int((~known).sum())} user(s) not in X; "
+                             "it must hold further interactions of the training users.")
+        coo = vd.matrix.tocoo()
+        M = sp.csr_matrix((coo.data, (idx[coo.row], coo.col)), shape=X.shape)
+    else:
+        if data.kind == "table":
+            raise ValueError("X is an interaction table; pass validation_data as a table of "
+                             "further interactions of the same users.")
+        M = check_interactions(validation_data)[0].matrix
+        if M.shape != X.shape:
+            raise ValueError(f"validation_data has shape {M.shape} but X has {X.shape}: for "
+                             "these models it holds further interactions of X's own users.")
+    M = M - M.multiply(X > 0)
+    M.eliminate_zeros()
+    return X, rows, (sp.csr_matrix(M), X)
 
 
 class IterativeRecommender(BaseRecommender):
-    """Base of the recommenders trained by epochs with early stopping on held-out users.
+    """Base of the recommenders trained by epochs: the one training loop of the package.
 
-    Adds ``validation_data`` to ``fit`` and :meth:`_validation_split`, which subclasses call in
-    ``_fit`` (they define ``early_stopping``, ``validation_fraction``, ``validation_metric``).
+    ``_fit`` is a template (the shape of RecPack's ``TorchMLAlgorithm.fit`` and skorch's fit
+    loop). It draws one seeded torch generator, splits off validation data, then runs epochs;
+    each epoch shuffles the ``n`` training units (users, or sampled triples) with that
+    generator and cuts them into batches of ``batch_size`` (**the batching policy**: every unit
+    once per epoch, the last batch may be smaller; families whose units are already drawn at
+    random set ``_shuffle = False``). Per-step losses are summed on the device and read back
+    once per epoch into ``history_``; a non-finite loss stops training with a
+    ``FloatingPointError``. With ``early_stopping`` the model before the first epoch is a
+    candidate too (``epoch=0``), each epoch is scored on the validation data, training stops
+    after ``n_iter_no_change`` epochs without improvement and the best epoch's state is
+    restored. A ``KeyboardInterrupt`` ends training early: the best (or current) state is kept
+    with a warning.
+
+    A family implements the hooks:
+
+    * ``_init_model(train, data, sensitive_features, rng, gen) -> int``: build the model (and
+      optimisers) in ``self._tr`` from the training matrix ``train`` (``data`` is the whole
+      :class:`~skadvrec._data.InteractionData`; ``self._train_rows`` the training users' rows);
+      return the number of training units per epoch.
+    * ``_train_step(idx) -> dict``: one update on the units ``idx`` (a LongTensor on the device);
+      returns 0-d tensors (batch means) to record.
+    * ``_snapshot()`` / ``_restore(state)``: copy and reload the trainable state.
+    * ``_finish_fit()``: set the fitted attributes from ``self._tr``.
+    * optional: ``_check_params(data)``, ``_start_epoch(epoch)``, ``_end_epoch(record)``,
+      ``_prepare_validation()`` (make the current model scorable before validation).
+
+    ``_validation_protocol`` is ``"users"`` (hold out whole users, fold them in 80/20: models
+    that score a user from their row) or ``"interactions"`` (hold out interactions of the
+    training users: models with a learned vector per user).
     """
 
+    _validation_protocol = "users"
+    _shuffle = True
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def _check_params(self, data):
+        """Checks that ``_parameter_constraints`` cannot express (after they passed)."""
+        self._check_early_stopping_params(data.matrix.shape[1])
+
+    def _init_model(self, train, data, sensitive_features, rng, gen):  # pragma: no cover
+        raise NotImplementedError
+
+    def _train_step(self, idx):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _snapshot(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _restore(self, state):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _finish_fit(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _start_epoch(self, epoch):
+        """Called before each epoch's batches (0-based epoch)."""
+
+    def _end_epoch(self, record):
+        """Called with each epoch's record (before validation); may add entries."""
+
+    def _prepare_validation(self):
+        """Make the current model scorable (e.g. copy factors) before a validation score."""
+
+    # -- public fit ------------------------------------------------------------------------------
     def fit(self, X, y=None, *, sensitive_features=None, validation_data=None):
         """Fit the recommender.
 
@@ -611,47 +680,147 @@ class IterativeRecommender(BaseRecommender):
             Ignored.
         sensitive_features : DataFrame, Series or array-like, default=None
             Protected attributes, one row per row of X (used only by methods that need them).
-        validation_data : sparse matrix of shape (n_val_users, n_items), default=None
-            Full rows of held-out validation users for early stopping (folded in 80/20,
-            seeded). When None and ``early_stopping`` is on, ``validation_fraction`` of the
-            training users are held out instead.
+        validation_data : sparse matrix or DataFrame, default=None
+            Held-out data for early stopping. Models validated on held-out *users* take full
+            rows of separate users (folded in 80/20, seeded; or a pair ``(inputs, targets)``
+            already split); models with a vector per user take
+            further interactions of the training users (a table naming fitted users, or a matrix
+            shaped like X). When None and ``early_stopping`` is on, ``validation_fraction`` of
+            the training users (resp. of each user's interactions) are held out.
 
         Returns
         -------
         self : object
         """
-        self._validation_data = validation_data
+        data, S = self._validate_fit(X, sensitive_features)
+        self._fit(data, S, validation_data=validation_data)
+        return self
+
+    # -- the template ----------------------------------------------------------------------------
+    def _fit(self, data, sensitive_features=None, validation_data=None):
+        self._check_params(data)
+        rng = check_random_state(self.random_state)
+        gen = make_generator(rng, self.device_)
+        if self.early_stopping:
+            train, rows, val = self._split_validation(data, validation_data, rng)
+        else:
+            train, rows, val = data.matrix, np.arange(data.matrix.shape[0]), None
+        self._tr, self._train_rows = _TrainingState(), rows
         try:
-            return super().fit(X, y, sensitive_features=sensitive_features)
+            n_units = int(self._init_model(train, data, sensitive_features, rng, gen))
+            stopper = _EarlyStopping(self.n_iter_no_change) if val is not None else None
+            self._run_epochs(n_units, gen, val, stopper)
+            best = _finish_early_stopping(self, stopper)
+            if best is not None:
+                self._restore(best)
+            self._finish_fit()
         finally:
-            del self._validation_data
+            self.__dict__.pop("_tr", None)
+            self.__dict__.pop("_train_rows", None)
+        return self
+
+    def _run_epochs(self, n_units, gen, val, stopper):
+        dev = self.device_
+        bs = min(self._batch(), n_units)
+        self.history_, self.n_steps_ = [], 0
+        if stopper is not None:  # the model before training is a candidate too
+            score = self._score_validation(val)
+            stopper.update(score, 0, self._snapshot)
+            self.history_.append({"epoch": 0, "seconds": 0.0,
+                                  f"val_{self.validation_metric}": score})
+        epochs = tqdm(range(self.max_iter), disable=not self.verbose, desc=type(self).__name__)
+        try:
+            for epoch in epochs:
+                t0 = time.perf_counter()
+                self._start_epoch(epoch)
+                order = (torch.randperm(n_units, generator=gen, device=dev) if self._shuffle
+                         else torch.arange(n_units, device=dev))
+                sums, counts = {}, {}
+                for start in range(0, n_units, bs):
+                    idx = order[start:start + bs]
+                    losses = self._train_step(idx)
+                    self.n_steps_ += 1
+                    with torch.no_grad():
+                        for key, val_ in losses.items():
+                            v = val_.detach() * len(idx)
+                            sums[key] = sums[key] + v if key in sums else v
+                            counts[key] = counts.get(key, 0) + len(idx)
+                keys = list(sums)
+                # epoch means divided in the losses' dtype, on the device (one read-back)
+                values = (torch.stack([(sums[k] / counts[k]).double() for k in keys]).tolist()
+                          if keys else [])
+                record = {"epoch": epoch + 1}
+                record.update(zip(keys, values))
+                bad = [k for k in keys if not np.isfinite(record[k])]
+                if bad:
+                    raise FloatingPointError(
+                        f"{type(self).__name__}: the training loss {bad[0]!r} became "
+                        f"{record[bad[0]]} at epoch {epoch + 1}. Lower learning_rate (now "
+                        f"{getattr(self, 'learning_rate', 'n/a')}), strengthen the "
+                        "regularisation or use dtype='float64'.")
+                self._end_epoch(record)
+                record["seconds"] = time.perf_counter() - t0
+                stop = False
+                if stopper is not None:
+                    score = self._score_validation(val)
+                    record[f"val_{self.validation_metric}"] = score
+                    stop = stopper.update(score, epoch + 1, self._snapshot)
+                self.history_.append(record)
+                if self.verbose:
+                    epochs.set_postfix({k: f"{v:.4g}" for k, v in record.items()
+                                        if k not in ("epoch", "seconds")
+                                        and isinstance(v, float)})
+                if stop:
+                    break
+        except KeyboardInterrupt:
+            done = sum(1 for h in self.history_ if h["epoch"] > 0)
+            if done == 0 and stopper is None:
+                raise
+            warnings.warn(
+                f"{type(self).__name__}: training interrupted after {done} complete epoch(s); "
+                + ("the best validated state is kept." if stopper is not None else
+                   "the model keeps its parameters at the interruption."),
+                UserWarning, stacklevel=4)
+        self.n_iter_ = sum(1 for h in self.history_ if h["epoch"] > 0)
+
+    def _split_validation(self, data, validation_data, rng):
+        """(training matrix, training users' row indices, validation data) by
+        ``_validation_protocol``; a family with another protocol overrides this and
+        :meth:`_score_validation` together."""
+        if self._validation_protocol == "users":
+            return _holdout_users(data.matrix, validation_data, self.validation_fraction, rng)
+        return _holdout_interactions(self, data, validation_data, self.validation_fraction, rng)
+
+    def _score_validation(self, val):
+        """Mean ``validation_metric`` of the current model on the validation data (higher is
+        better)."""
+        self._prepare_validation()
+        specs = [(self.validation_metric, *parse_metric(self.validation_metric))]
+        with torch.no_grad():
+            if self._validation_protocol == "users":
+                v_in, v_out = val
+                vals = self._evaluate_rows(v_in, None, v_out, specs)
+            else:
+                targets, seen = val
+                users = np.flatnonzero(np.diff(targets.indptr) > 0)
+                vals = self._evaluate_rows(None, users, targets[users], specs, seen=seen[users])
+        return float(np.nanmean(vals[self.validation_metric]))
 
     def _check_early_stopping_params(self, n_items):
-        """Check ``max_iter``, ``n_iter_no_change`` and, with early stopping on,
-        ``validation_fraction`` and ``validation_metric``."""
-        check_scalar(self.max_iter, "max_iter", numbers.Integral, min_val=1)
-        check_scalar(self.n_iter_no_change, "n_iter_no_change", numbers.Integral, min_val=1)
+        """With early stopping on, check that ``validation_metric`` names a metric whose k fits
+        the number of items."""
         if self.early_stopping:
-            if not (isinstance(self.validation_fraction, numbers.Real)
-                    and 0 < self.validation_fraction < 1):
-                raise ValueError("validation_fraction must be in (0, 1) when early_stopping is "
-                                 f"on; got {self.validation_fraction!r}.")
             _, k = parse_metric(self.validation_metric)
             if k is not None and k > n_items:
                 raise ValueError(f"validation_metric={self.validation_metric!r}: k is larger "
                                  f"than the number of items ({n_items}); use a smaller k or "
                                  "early_stopping=False.")
 
-    def _validation_split(self, X, rng):
-        """(training row indices, validation fold-in rows, validation targets)."""
-        return _split_validation(X, getattr(self, "_validation_data", None),
-                                 self.validation_fraction, rng)
-
     _dense_limit_bytes = 1 << 30
 
     def _batch_source(self, X, device, dtype):
-        """A function ``rows(perm, start, stop)`` giving the dense training rows
-        ``X[perm[start:stop]]`` on ``device``, for a permutation tensor on the device.
+        """A function ``rows(idx)`` giving the dense training rows ``X[idx]`` on ``device`` for
+        an index tensor on the device.
 
         Below ``_dense_limit_bytes`` the whole matrix is kept dense on the device, so a batch
         is one gather with no host work; above it, each batch is densified from the CSR.
@@ -659,21 +828,20 @@ class IterativeRecommender(BaseRecommender):
         itemsize = torch.finfo(dtype).bits // 8
         if X.shape[0] * X.shape[1] * itemsize <= self._dense_limit_bytes:
             X_dev = dense_rows(X, slice(None), device, dtype)
-            return lambda perm, start, stop: X_dev[perm[start:stop]]
-        cache = {}
+            return lambda idx: X_dev[idx]
+        return lambda idx: dense_rows(X, idx.cpu().numpy(), device, dtype)
 
-        def rows(perm, start, stop):
-            if cache.get("perm") is not perm:  # one host copy of each epoch's permutation
-                cache["perm"], cache["host"] = perm, perm.cpu().numpy()
-            return dense_rows(X, cache["host"][start:stop], device, dtype)
-        return rows
 
-    def _validation_score(self, v_in, v_out):
-        """Mean ``validation_metric`` of the current model on the validation users."""
-        specs = [(self.validation_metric, *parse_metric(self.validation_metric))]
-        with torch.no_grad():
-            val = self._evaluate_rows(v_in, None, v_out, specs)
-        return float(np.nanmean(val[self.validation_metric]))
+def _finish_early_stopping(estimator, stopper):
+    """After training: set ``best_epoch_`` (and ``best_validation_score_``, or drop a stale one)
+    and return the best snapshot to restore, or None to keep the last model."""
+    if stopper is not None and stopper.state is not None:
+        estimator.best_epoch_ = stopper.epoch
+        estimator.best_validation_score_ = stopper.best
+        return stopper.state
+    estimator.best_epoch_ = estimator.n_iter_
+    estimator.__dict__.pop("best_validation_score_", None)  # from an earlier fit
+    return None
 
 
 class _EarlyStopping:

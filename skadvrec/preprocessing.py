@@ -9,7 +9,7 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from .base import ITEM, RATING, USER, _check_table
+from ._data import ITEM, RATING, USER, check_table
 
 __all__ = ["filter_interactions", "InteractionFilter", "to_user_item_matrix"]
 
@@ -47,7 +47,7 @@ def filter_interactions(df, *, min_rating=None, min_user_interactions=0,
     >>> filter_interactions(df, min_rating=4).shape[0]
     2
     """
-    _check_table(df)
+    check_table(df)
     _check_min(min_user_interactions, "min_user_interactions")
     _check_min(min_item_interactions, "min_item_interactions")
     if min_rating is not None:
@@ -95,7 +95,7 @@ class InteractionFilter(TransformerMixin, BaseEstimator):
         self.iterate = iterate
 
     def fit(self, X, y=None):
-        _check_table(X)
+        check_table(X)
         return self
 
     def transform(self, X):
@@ -123,7 +123,7 @@ def to_user_item_matrix(df, *, dtype=np.float32):
     array([[1., 1.],
            [1., 0.]], dtype=float32)
     """
-    _check_table(df)
+    check_table(df)
     users, u = np.unique(np.asarray(df[USER]), return_inverse=True)
     items, i = np.unique(np.asarray(df[ITEM]), return_inverse=True)
     X = sp.csr_matrix((np.ones(len(u), dtype=dtype), (u, i)), shape=(len(users), len(items)))

@@ -257,13 +257,16 @@ def test_attack_raises_target_hit_ratio_table_form():
 class _Linear(BaseRecommender):
     """Scores = rows @ W (matrix form), or a fixed score table per fitted user (table form)."""
 
-    def __init__(self, W=None, S=None, batch_size=3, device="cpu"):
+    def __init__(self, W=None, S=None, batch_size=3, device="cpu", dtype="float32",
+                 rating_threshold=None):
         self.W = W
         self.S = S
         self.batch_size = batch_size
         self.device = device
+        self.dtype = dtype
+        self.rating_threshold = rating_threshold
 
-    def _fit(self, X, sensitive_features=None):
+    def _fit(self, data, sensitive_features=None):
         if self.W is not None:
             self.W_ = torch.as_tensor(self.W, dtype=torch.float32)
         if self.S is not None:

@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
+from scipy import stats
 
+from skadvrec._sampling import sample_bpr_triples
 from skadvrec.cf import APR, BPRMF, LightGCN, PamaCF
-from skadvrec.cf._base import sample_bpr_triples
+from skadvrec.cf._backbones import normalized_graph, propagate
 from skadvrec.cf.adversarial import _Paper, _Personalised, _Uniform
-from skadvrec.cf.lightgcn import normalized_graph, propagate
 from skadvrec.datasets import make_interactions
 from skadvrec.model_selection import InteractionHoldout
 
@@ -33,26 +34,51 @@ def _embeddings(model):
 
 
 # -- sampling ---------------------------------------------------------------------------------
-def test_sampler_draws_positives_and_true_negatives():
-    X = sp.random(50, 30, density=0.2, format="csr", random_state=0)
-    X.data[:] = 1
-    X.sort_indices()
+def _chi2_pvalue(users, cols, allowed):
+    """p-value of "within each user, ``cols`` is uniform over the user's ``allowed`` items":
+    the per-user chi-square statistics pooled (summed, with their degrees of freedom)."""
+    n_users, n_items = allowed.shape
+    n_u = np.bincount(users, minlength=n_users)
+    obs = np.zeros((n_users, n_items))
+    np.add.at(obs, (users, cols), 1)
+    expected = n_u[:, None] * allowed / np.maximum(allowed.sum(1, keepdims=True), 1)
+    cells = allowed & (n_u[:, None] > 0)
+    stat = ((obs - expected)[cells] ** 2 / expected[cells]).sum()
+    dof = (allowed.sum(1) - 1)[n_u > 0].sum()
+    return stats.chi2.sf(stat, dof)
+
+
+def test_sampler_is_uniform():
+    """Users uniform over those with an item and a non-item; within a user, the positive uniform
+    over their items and the negative uniform over the rest (chi-square, seeded draw)."""
+    rng = np.random.default_rng(0)
+    n_users, n_items, n = 40, 30, 200_000
+    dense = rng.random((n_users, n_items)) < rng.uniform(0.05, 0.6, (n_users, 1))
+    dense[0] = False             # no item: never drawn
+    dense[1] = True              # every item, so no negative: never drawn
+    dense[2] = np.arange(n_items) == 3  # a single positive
+    X = sp.csr_matrix(dense.astype(np.float64))
     indptr = torch.from_numpy(X.indptr.astype(np.int64))
     indices = torch.from_numpy(X.indices.astype(np.int64))
-    g = torch.Generator().manual_seed(0)
-    u, i, j = sample_bpr_triples(indptr, indices, 30, 20000, g)
-    dense = X.toarray() > 0
-    assert dense[u.numpy(), i.numpy()].all()
-    assert not dense[u.numpy(), j.numpy()].any()
-    # users uniform over those with an item: every such user drawn, none without
-    active = np.flatnonzero(dense.any(1))
-    assert set(np.unique(u.numpy())) == set(active)
-    # negatives roughly uniform over each user's non-items (chi-square-like bound)
-    counts = np.bincount(j.numpy(), minlength=30)
-    assert counts.min() > 0
-    g2 = torch.Generator().manual_seed(0)
-    u2, i2, j2 = sample_bpr_triples(indptr, indices, 30, 20000, g2)
-    assert torch.equal(u, u2) and torch.equal(i, i2) and torch.equal(j, j2)
+    u, i, j = (t.numpy() for t in sample_bpr_triples(indptr, indices, n_items, n,
+                                                      torch.Generator().manual_seed(0)))
+    assert dense[u, i].all() and not dense[u, j].any()
+    deg = dense.sum(1)
+    active = (deg > 0) & (deg < n_items)
+    n_u = np.bincount(u, minlength=n_users)
+    assert n_u[~active].sum() == 0 and (n_u[active] > 0).all()
+    assert stats.chisquare(n_u[active]).pvalue > 1e-3
+    assert _chi2_pvalue(u, i, dense) > 1e-3
+    assert _chi2_pvalue(u, j, ~dense) > 1e-3
+    # the statistic has power: 5 % of the negatives moved to each user's first non-item
+    biased = j.copy()
+    biased[: n // 20] = np.argmin(dense, axis=1)[u[: n // 20]]
+    assert _chi2_pvalue(u, biased, ~dense) < 1e-6
+    # seeded: the same generator state gives the same triples, another seed others
+    again = sample_bpr_triples(indptr, indices, n_items, n, torch.Generator().manual_seed(0))
+    assert all(np.array_equal(a.numpy(), b) for a, b in zip(again, (u, i, j)))
+    other = sample_bpr_triples(indptr, indices, n_items, n, torch.Generator().manual_seed(1))
+    assert not np.array_equal(other[2].numpy(), j)
 
 
 def test_sampler_needs_a_negative():
@@ -170,6 +196,30 @@ def test_early_stopping_with_validation_table(table):
             tr, validation_data=pd.DataFrame({"user": [10**6], "item": [0]}))
 
 
+def test_early_stopping_restores_the_best_epoch(table):
+    """The kept embeddings are the best epoch's: the fitted model, re-scored on the validation
+    data it was given, reproduces ``best_validation_score_`` exactly; epoch 0 is the untrained
+    model."""
+    tr, te = table
+    te = te.sort_values("user", kind="stable")  # users in the validation order: same batches
+    m = BPRMF(max_iter=100, learning_rate=5e-3, early_stopping=True, n_iter_no_change=4,
+              **SMALL).fit(tr, validation_data=te)
+    h = m.history_
+    assert [r["epoch"] for r in h] == list(range(m.n_iter_ + 1))
+    assert "loss" not in h[0] and all("loss" in r for r in h[1:])
+    scores = [r["val_recall@20"] for r in h]
+    assert m.best_validation_score_ == max(scores) == scores[m.best_epoch_]
+    assert 0 < m.best_epoch_ < m.n_iter_ and scores[-1] < m.best_validation_score_
+    vals, _ = m.evaluate(te, ["recall@20"])
+    assert not np.isnan(vals["recall@20"]).any()
+    assert np.mean(vals["recall@20"]) == m.best_validation_score_
+
+
+def test_diverging_training_raises(table):
+    with pytest.raises(FloatingPointError, match="epoch 1"):
+        BPRMF(init_std=1e20, max_iter=3, **SMALL).fit(table[0])
+
+
 # -- the data contract ----------------------------------------------------------------------------
 def test_table_form_scores_fitted_users(table):
     tr, te = table
@@ -216,6 +266,8 @@ def test_pickle_roundtrip(table):
     (dict(rho=-1.0), "rho"), (dict(n_components=0), "n_components"),
     (dict(learning_rate=0.0), "learning_rate"), (dict(n_pretrain_epochs=-1), "n_pretrain"),
     (dict(early_stopping=True, validation_fraction=1.5), "validation_fraction"),
+    (dict(n_layers=-1), "n_layers"), (dict(gamma=-0.5), "gamma"), (dict(reg=-1.0), "reg"),
+    (dict(adv_weight="high"), "adv_weight"), (dict(fold_in_l2=0.0), "fold_in_l2"),
 ])
 def test_bad_parameters(table, params, match):
     with pytest.raises(ValueError, match=match):
@@ -252,7 +304,9 @@ def test_attack_raises_target_hit_ratio_of_bprmf(table):
 
 
 def test_rho_grid_search_with_recall_and_target_hit_ratio(table):
-    """One multi-metric search over PamaCF's rho: Recall@20 (refit) and T-HR@10."""
+    """One multi-metric search over PamaCF's rho: Recall@20 (refit) and T-HR@10. Its scores are
+    the ones a user gets by fitting the chosen pipeline on a split themselves."""
+    from sklearn.base import clone
     from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import Pipeline
 
@@ -262,16 +316,22 @@ def test_rho_grid_search_with_recall_and_target_hit_ratio(table):
     tr, _ = table
     pipe = Pipeline([("attack", RandomAttack(n_targets=3, n_fake_users=0.1, random_state=0)),
                      ("model", PamaCF(n_pretrain_epochs=5, **{**_LEARN, "max_iter": 15}))])
-    search = GridSearchCV(pipe, {"model__rho": [0.05, 0.3]},
-                          cv=InteractionHoldout(n_splits=2, test_size=0.2, random_state=0),
-                          scoring={"recall": RankingScorer("recall_all@20"),
-                                   "thr": TargetHitRatioScorer(k=10)},
+    cv = InteractionHoldout(n_splits=2, test_size=0.2, random_state=0)
+    scoring = {"recall": RankingScorer("recall_all@20"), "thr": TargetHitRatioScorer(k=10)}
+    search = GridSearchCV(pipe, {"model__rho": [0.05, 0.3]}, cv=cv, scoring=scoring,
                           refit="recall").fit(tr)
     res = search.cv_results_
     assert np.all(res["mean_test_recall"] > 0.4)
     assert np.all(res["mean_test_thr"] <= 0) and np.all(res["mean_test_thr"] >= -1)
-    assert search.best_params_["model__rho"] in (0.05, 0.3)
+    assert res["mean_test_recall"][0] != res["mean_test_recall"][1]  # rho has an effect
+    # refit on the whole table with the chosen rho
     assert search.best_estimator_.named_steps["model"].n_iter_ == 15
+    assert search.best_estimator_.named_steps["model"].rho == search.best_params_["model__rho"]
+    # the chosen candidate, fitted by hand on the first split, scores what the search recorded
+    fit_idx, test_idx = next(cv.split(tr))
+    best = clone(pipe).set_params(**search.best_params_).fit(tr.iloc[fit_idx])
+    for name, scorer in scoring.items():
+        assert scorer(best, tr.iloc[test_idx]) == res[f"split0_test_{name}"][search.best_index_]
 
 
 def test_collapse_is_reported(table):

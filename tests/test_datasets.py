@@ -15,11 +15,16 @@ import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-from skadvrec import datasets
+# The private modules are patched where the names are looked up: the network access
+# (_fetch._urlretrieve) and the registries of URLs and checksums.
 from skadvrec.datasets import (
+    _fetch,
+    _lightgcn,
+    _movielens,
     get_data_home,
     load_lightgcn_split,
     load_movielens,
+    load_movielens_features,
     make_interactions,
 )
 
@@ -295,14 +300,14 @@ def test_lightgcn_split_errors(tmp_path):
 
 
 def _serve(monkeypatch, sources):
-    """Make datasets._urlretrieve copy ``sources[url]`` to the requested file."""
+    """Make _fetch._urlretrieve (the only network access) copy ``sources[url]`` to the file."""
     requested = []
 
     def fake_urlretrieve(url, filename):
         requested.append(url)
         shutil.copyfile(sources[url], filename)
 
-    monkeypatch.setattr(datasets, "_urlretrieve", fake_urlretrieve)
+    monkeypatch.setattr(_fetch, "_urlretrieve", fake_urlretrieve)
     return requested
 
 
@@ -338,7 +343,7 @@ def test_download_movielens_real_zip(monkeypatch, tmp_path):
     _require("ml-100k", ML100K_FILES)
     payload = {n: (DATA_HOME / "ml-100k" / n).read_bytes() for n in ML100K_FILES}
     archive = _make_zip(tmp_path / "served.zip", "ml-100k", payload)
-    requested = _serve(monkeypatch, {datasets._MOVIELENS["100k"]["url"]: archive})
+    requested = _serve(monkeypatch, {_movielens._MOVIELENS["100k"]["url"]: archive})
 
     home = tmp_path / "home"
     data = load_movielens("100k", data_home=home)
@@ -355,9 +360,9 @@ def test_download_movielens_real_zip(monkeypatch, tmp_path):
 def test_download_movielens_with_patched_checksums(monkeypatch, tmp_path):
     # Runs without the real data: the registry's sums are replaced by the fake files' sums.
     sums = {n: hashlib.sha256(FAKE_ML100K[n]).hexdigest() for n in ML100K_FILES}
-    monkeypatch.setitem(datasets._MOVIELENS["100k"], "files", sums)
+    monkeypatch.setitem(_movielens._MOVIELENS["100k"], "files", sums)
     archive = _make_zip(tmp_path / "served.zip", "ml-100k", FAKE_ML100K)
-    _serve(monkeypatch, {datasets._MOVIELENS["100k"]["url"]: archive})
+    _serve(monkeypatch, {_movielens._MOVIELENS["100k"]["url"]: archive})
 
     home = tmp_path / "home"
     data = load_movielens("100k", data_home=home)
@@ -371,10 +376,10 @@ def test_download_movielens_with_patched_checksums(monkeypatch, tmp_path):
 
 def test_download_movielens_checksum_mismatch(monkeypatch, tmp_path):
     archive = _make_zip(tmp_path / "served.zip", "ml-100k", FAKE_ML100K)
-    _serve(monkeypatch, {datasets._MOVIELENS["100k"]["url"]: archive})
+    _serve(monkeypatch, {_movielens._MOVIELENS["100k"]["url"]: archive})
 
     home = tmp_path / "home"
-    expected = datasets._MOVIELENS["100k"]["files"]["u.data"]
+    expected = _movielens._MOVIELENS["100k"]["files"]["u.data"]
     got = hashlib.sha256(FAKE_ML100K["u.data"]).hexdigest()
     with pytest.raises(OSError, match="Checksum mismatch") as excinfo:
         load_movielens("100k", data_home=home)
@@ -387,25 +392,29 @@ def test_download_movielens_checksum_mismatch(monkeypatch, tmp_path):
 def test_download_movielens_missing_member(monkeypatch, tmp_path):
     files = {n: v for n, v in FAKE_ML100K.items() if n != "u.genre"}
     archive = _make_zip(tmp_path / "served.zip", "ml-100k", files)
-    _serve(monkeypatch, {datasets._MOVIELENS["100k"]["url"]: archive})
+    _serve(monkeypatch, {_movielens._MOVIELENS["100k"]["url"]: archive})
     with pytest.raises(OSError, match="has no file 'u.genre'"):
         load_movielens("100k", data_home=tmp_path / "home")
     assert _leftovers(tmp_path / "home") == []
 
 
 def test_download_network_error_is_clear(monkeypatch, tmp_path):
+    calls = []
+
     def offline(url, filename):
+        calls.append(url)
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(datasets, "_urlretrieve", offline)
+    monkeypatch.setattr(_fetch, "_urlretrieve", offline)
     with pytest.raises(OSError, match="Could not download ml-1m.zip from https://files"):
         load_movielens("1m", data_home=tmp_path)
+    assert calls == [_movielens._MOVIELENS["1m"]["url"]]
     assert _leftovers(tmp_path) == []
 
 
 def test_download_gowalla(monkeypatch, tmp_path):
     _require("gowalla", GOWALLA_FILES)
-    base = datasets._LIGHTGCN_SPLITS["gowalla"]["base_url"]
+    base = _lightgcn._LIGHTGCN_SPLITS["gowalla"]["base_url"]
     assert base == "https://raw.githubusercontent.com/kuandeng/LightGCN/master/Data/gowalla/"
     requested = _serve(
         monkeypatch, {base + n: DATA_HOME / "gowalla" / n for n in GOWALLA_FILES}
@@ -418,7 +427,7 @@ def test_download_gowalla(monkeypatch, tmp_path):
 
 
 def test_download_gowalla_checksum_mismatch(monkeypatch, tmp_path):
-    base = datasets._LIGHTGCN_SPLITS["gowalla"]["base_url"]
+    base = _lightgcn._LIGHTGCN_SPLITS["gowalla"]["base_url"]
     bad = tmp_path / "bad.txt"
     bad.write_text("0 1 2\n")
     _serve(monkeypatch, {base + n: bad for n in GOWALLA_FILES})
@@ -426,10 +435,278 @@ def test_download_gowalla_checksum_mismatch(monkeypatch, tmp_path):
     with pytest.raises(OSError, match="Checksum mismatch") as excinfo:
         load_lightgcn_split("gowalla", data_home=home)
     msg = str(excinfo.value)
-    assert datasets._LIGHTGCN_SPLITS["gowalla"]["files"]["train.txt"] in msg
+    assert _lightgcn._LIGHTGCN_SPLITS["gowalla"]["files"]["train.txt"] in msg
     assert hashlib.sha256(b"0 1 2\n").hexdigest() in msg
     assert _leftovers(home) == []
     assert not (home / "gowalla").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# load_movielens_features: one interaction table with categorical side fields
+# ---------------------------------------------------------------------------------------------
+
+FEATURE_COLUMNS = ["user", "item", "rating", "timestamp", "gender", "age", "occupation", "zip",
+                   "genres", "year"]
+CATEGORY_FIELDS = ["gender", "age", "occupation", "zip", "year"]
+ML1M_AGE_CODES = [1, 18, 25, 35, 45, 50, 56]
+# Ages in years -> ML-1M bucket, chosen on both sides of every edge.
+AGE_EDGE_CASES = {7: 1, 17: 1, 18: 18, 24: 18, 25: 25, 34: 25, 35: 35, 44: 35, 45: 45, 49: 45,
+                  50: 50, 55: 50, 56: 56, 73: 56}
+
+
+def _check_feature_table(table, interactions):
+    """Contract shared by every variant: layout, dtypes, one row per rating, no missing field."""
+    assert list(table.columns) == FEATURE_COLUMNS
+    assert isinstance(table.index, pd.RangeIndex)
+    pd.testing.assert_frame_equal(
+        table[["user", "item", "rating", "timestamp"]], interactions.reset_index(drop=True)
+    )
+    for name in CATEGORY_FIELDS:
+        assert isinstance(table[name].dtype, pd.CategoricalDtype), name
+        assert (table[name].cat.codes >= 0).all(), name  # no NaN
+    assert table["genres"].dtype == object
+    assert table["genres"].map(type).eq(tuple).all()
+    assert not table.isna().any().any()
+    # Each movie has one genre tuple and one year, each user one value per user field.
+    assert (table.groupby("item")["genres"].nunique() == 1).all()
+    assert (table.groupby("item", observed=True)["year"].nunique() == 1).all()
+    for name in ("gender", "age", "occupation", "zip"):
+        assert (table.groupby("user", observed=True)[name].nunique() == 1).all(), name
+
+
+def _raw_item_genres(path, genre_path, item_ids):
+    """Genre names of ``item_ids`` read straight from the u.item flags (independent parser)."""
+    names = [line.split("|")[0] for line in genre_path.read_text("latin-1").splitlines() if line]
+    out = {}
+    for line in path.read_bytes().decode("latin-1").splitlines():
+        fields = line.split("|")
+        if int(fields[0]) in item_ids:
+            flags = fields[-len(names):]
+            out[int(fields[0])] = tuple(n for n, f in zip(names, flags) if f == "1")
+    return out
+
+
+@pytest.fixture(scope="module")
+def ml100k_features():
+    _require("ml-100k", ML100K_FILES)
+    return load_movielens_features("100k", data_home=DATA_HOME, download=False)
+
+
+def test_features_ml100k_real(ml100k_features, ml100k):
+    table = ml100k_features
+    assert len(table) == 100_000 == len(ml100k.interactions)
+    _check_feature_table(table, ml100k.interactions)
+
+    folder = DATA_HOME / "ml-100k"
+    raw_users = pd.read_csv(folder / "u.user", sep="|", header=None, dtype=str,
+                            names=["user", "age", "gender", "occupation", "zip"])
+    occupations = (folder / "u.occupation").read_text().split()
+    assert list(table["gender"].cat.categories) == ["F", "M"]
+    assert list(table["age"].cat.categories) == ML1M_AGE_CODES
+    assert list(table["occupation"].cat.categories) == sorted(occupations)
+    assert len(occupations) == 21
+    zip_regions = sorted(set(raw_users["zip"].str[0]))
+    assert list(table["zip"].cat.categories) == zip_regions
+    assert {"T", "V"} <= set(zip_regions)  # Canadian postcodes kept as their prefix
+    assert list(table["year"].cat.categories) == [
+        "1920-1929", "1930-1939", "1940-1949", "1950-1959", "1960-1969", "1970-1979",
+        "1980-1989", "1990-1999", "unknown",
+    ]
+
+    # Per-rating user fields agree with u.user (ages binned independently with pd.cut).
+    raw_users = raw_users.set_index(raw_users["user"].astype(int))
+    ages = raw_users["age"].astype(int)
+    buckets = pd.cut(ages, [-np.inf, 17, 24, 34, 44, 49, 55, np.inf], labels=ML1M_AGE_CODES)
+    assert (table["age"].astype(int).to_numpy()
+            == buckets.astype(int).loc[table["user"]].to_numpy()).all()
+    assert (table["zip"].astype(str).to_numpy()
+            == raw_users["zip"].str[0].loc[table["user"]].to_numpy()).all()
+    assert (table["occupation"].astype(str).to_numpy()
+            == raw_users["occupation"].loc[table["user"]].to_numpy()).all()
+
+    # Genres of hand-checked movies, against the u.item flags.
+    expected = {
+        1: ("Animation", "Children's", "Comedy"),  # Toy Story
+        2: ("Action", "Adventure", "Thriller"),  # GoldenEye
+        50: ("Action", "Adventure", "Romance", "Sci-Fi", "War"),  # Star Wars
+        242: ("Comedy",),  # Kolya
+        267: ("unknown",),  # the movie without title or date
+        302: ("Crime", "Film-Noir", "Mystery", "Thriller"),  # L.A. Confidential
+    }
+    assert _raw_item_genres(folder / "u.item", folder / "u.genre", set(expected)) == expected
+    first = table.drop_duplicates("item").set_index("item")
+    assert {i: first.loc[i, "genres"] for i in expected} == expected
+    assert table.loc[0, "genres"] == ("Comedy",)  # first rating: user 196, movie 242
+
+    # Release years: decades, and the movie without a release date is "unknown".
+    assert first.loc[50, "year"] == "1970-1979" and first.loc[1, "year"] == "1990-1999"
+    assert first.loc[267, "year"] == "unknown"
+    assert (table["year"] == "unknown").sum() == (table["item"] == 267).sum() > 0
+
+
+def test_features_ml1m_real(ml1m):
+    table = load_movielens_features("1m", data_home=DATA_HOME, download=False)
+    assert len(table) == 1_000_209
+    _check_feature_table(table, ml1m.interactions)
+    assert list(table["age"].cat.categories) == ML1M_AGE_CODES
+    # The 1M age codes are kept unchanged.
+    codes = ml1m.users["age"].loc[table["user"]].to_numpy()
+    assert (table["age"].astype(int).to_numpy() == codes).all()
+    assert list(table["occupation"].cat.categories) == list(
+        ml1m.users["occupation"].cat.categories
+    )
+    assert list(table["zip"].cat.categories) == list("0123456789")
+    first = table.drop_duplicates("item").set_index("item")
+    assert first.loc[1, "genres"] == ("Animation", "Children's", "Comedy")
+    assert first.loc[2858, "genres"] == ("Comedy", "Drama")  # American Beauty
+    assert first.loc[1193, "year"] == "1970-1979"  # One Flew Over the Cuckoo's Nest (1975)
+    assert first.loc[2858, "year"] == "1990-1999"
+    assert table["year"].cat.categories[-1] == "unknown"
+    assert (table["year"] == "unknown").sum() == 0  # every 1M title ends with its year
+
+
+def _fake_ml100k(ages, zips):
+    """FAKE_ML100K with one user per age (ids 1, 2, ...), each rating movies 10 and 20."""
+    users = "".join(
+        f"{u}|{age}|{'MF'[u % 2]}|{'writer' if u % 3 else 'none'}|{z}\n"
+        for u, (age, z) in enumerate(zip(ages, zips), start=1)
+    )
+    data = "".join(
+        f"{u}\t{i}\t{1 + (u + i) % 5}\t{881250949 + u}\n"
+        for u in range(1, len(ages) + 1) for i in (10, 20)
+    )
+    return {**FAKE_ML100K, "u.user": users.encode(), "u.data": data.encode()}
+
+
+def _load_fake(monkeypatch, tmp_path, files, folder="ml-100k", variant="100k", **kwargs):
+    """Serve ``files`` as the GroupLens zip (checksums patched) and load the feature table."""
+    names = [n for n in files if n != "README"]
+    sums = {n: hashlib.sha256(files[n]).hexdigest() for n in names}
+    monkeypatch.setitem(_movielens._MOVIELENS[variant], "files", sums)
+    archive = _make_zip(tmp_path / f"{folder}.zip", folder, files)
+    _serve(monkeypatch, {_movielens._MOVIELENS[variant]["url"]: archive})
+    return load_movielens_features(variant, data_home=tmp_path / "home", **kwargs)
+
+
+def test_features_fake_ml100k(monkeypatch, tmp_path):
+    ages = list(AGE_EDGE_CASES)
+    zips = ["85711", "T8H1N", "0213", "9", *["55105"] * (len(ages) - 4)]
+    files = _fake_ml100k(ages, zips)
+    table = _load_fake(monkeypatch, tmp_path, files)
+    inter = load_movielens("100k", data_home=tmp_path / "home", download=False).interactions
+    assert len(table) == 2 * len(ages)
+    _check_feature_table(table, inter)
+
+    per_user = table.drop_duplicates("user").set_index("user")
+    got = dict(zip(ages, per_user["age"].astype(int).loc[range(1, len(ages) + 1)]))
+    assert got == AGE_EDGE_CASES
+    assert list(table["age"].cat.categories) == ML1M_AGE_CODES
+    assert list(per_user["zip"].iloc[:4]) == ["8", "T", "0", "9"]
+    assert list(table["zip"].cat.categories) == ["0", "5", "8", "9", "T"]
+    assert list(table["gender"].cat.categories) == ["F", "M"]
+    assert list(table["occupation"].cat.categories) == ["none", "writer"]
+
+    per_item = table.drop_duplicates("item").set_index("item")
+    assert per_item.loc[10, "genres"] == ("Drama", "Musical")
+    assert per_item.loc[20, "genres"] == ("unknown",)
+    assert per_item.loc[10, "year"] == "1990-1999" and per_item.loc[20, "year"] == "unknown"
+    assert list(table["year"].cat.categories) == ["1990-1999", "unknown"]
+
+
+def test_features_bins_and_prefix_options(monkeypatch, tmp_path):
+    ages = [17, 18, 20, 21, 59, 60]
+    files = _fake_ml100k(ages, ["85711", "T8H1N", "0213", "9", "55105", "55105-1234"])
+    table = _load_fake(monkeypatch, tmp_path, files, age_bins=[0, 21, 60],
+                       year_bins=(1990, 1996), zip_prefix_len=3)
+    per_user = table.drop_duplicates("user").set_index("user")
+    assert per_user["age"].astype(int).tolist() == [0, 0, 0, 21, 21, 60]
+    assert list(table["age"].cat.categories) == [0, 21, 60]
+    assert per_user["zip"].tolist() == ["857", "T8H", "021", "9", "551", "551"]
+    assert list(table["year"].cat.categories) == ["<1990", "1990-1995", ">=1996", "unknown"]
+    assert set(table.loc[table["item"] == 10, "year"]) == {"1990-1995"}
+
+    # Width 1: one bucket per year; the whole zip code when the prefix is longer.
+    table = load_movielens_features("100k", data_home=tmp_path / "home", download=False,
+                                    year_bins=1, zip_prefix_len=20)
+    assert list(table["year"].cat.categories) == ["1995", "unknown"]
+    assert table.drop_duplicates("user")["zip"].tolist()[-1] == "55105-1234"
+
+
+FAKE_ML1M = {
+    "ratings.dat": b"1::1::5::978300760\n2::2::3::978300761\n3::3::4::978300762\n"
+                   b"4::1::1::978300763\n5::2::2::978300764\n6::3::5::978300765\n"
+                   b"7::1::4::978300766\n",
+    "users.dat": b"1::F::1::10::48067\n2::M::18::0::70072\n3::M::25::20::5\n"
+                 b"4::F::35::1::98107-2117\n5::M::45::12::T8H1N\n6::F::50::7::02138\n"
+                 b"7::M::56::16::94043\n",
+    "movies.dat": b"1::Toy Story (1995)::Animation|Children's|Comedy\n"
+                  b"2::Star Wars: Episode IV - A New Hope (1977)::War|Action|Sci-Fi\n"
+                  b"3::Untitled::Drama\n",
+    "README": b"fake readme\n",
+}
+
+
+def test_features_fake_ml1m_keeps_age_codes(monkeypatch, tmp_path):
+    table = _load_fake(monkeypatch, tmp_path, FAKE_ML1M, folder="ml-1m", variant="1m")
+    inter = load_movielens("1m", data_home=tmp_path / "home", download=False).interactions
+    _check_feature_table(table, inter)
+    assert table["age"].astype(int).tolist() == ML1M_AGE_CODES  # users 1..7, one code each
+    assert list(table["age"].cat.categories) == ML1M_AGE_CODES
+    assert table["occupation"].astype(str).tolist()[:3] == [
+        "K-12 student", "other or not specified", "writer",
+    ]
+    assert len(table["occupation"].cat.categories) == 21
+    assert table["zip"].astype(str).tolist() == ["4", "7", "5", "9", "T", "0", "9"]
+    per_item = table.drop_duplicates("item").set_index("item")
+    assert per_item.loc[2, "genres"] == ("Action", "Sci-Fi", "War")  # README order
+    assert per_item["year"].astype(str).to_dict() == {
+        1: "1990-1999", 2: "1970-1979", 3: "unknown",
+    }
+
+    # Merging 1M buckets works; splitting them is refused.
+    merged = load_movielens_features("1m", data_home=tmp_path / "home", download=False,
+                                     age_bins=(1, 25, 45))
+    assert merged["age"].astype(int).tolist() == [1, 1, 25, 25, 45, 45, 45]
+    with pytest.raises(ValueError, match=r"split the MovieLens-1M age buckets at \[20\]"):
+        load_movielens_features("1m", data_home=tmp_path / "home", download=False,
+                                age_bins=(1, 20, 25))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"variant": "20m"}, r"Unknown MovieLens variant '20m'.*load_movielens_features\("),
+        ({"age_bins": (18, 18, 25)}, "age_bins must be strictly increasing"),
+        ({"age_bins": (1.0, 18.5)}, "age_bins must be a non-empty sequence of integers"),
+        ({"age_bins": []}, "age_bins must be a non-empty sequence of integers"),
+        ({"age_bins": "1,18"}, "age_bins must be a non-empty sequence of integers"),
+        ({"year_bins": 0}, "year_bins must be >= 1"),
+        ({"year_bins": 2.5}, "year_bins must be a positive integer"),
+        ({"year_bins": True}, "year_bins must be a positive integer"),
+        ({"year_bins": (1990, 1980)}, "year_bins must be strictly increasing"),
+        ({"zip_prefix_len": 0}, "zip_prefix_len must be an integer >= 1"),
+        ({"zip_prefix_len": True}, "zip_prefix_len must be an integer >= 1"),
+        ({"zip_prefix_len": 1.5}, "zip_prefix_len must be an integer >= 1"),
+    ],
+)
+def test_features_validation_before_any_file_access(tmp_path, kwargs, match):
+    # The folder is empty: a FileNotFoundError would mean the check came too late.
+    with pytest.raises(ValueError, match=match):
+        load_movielens_features(data_home=tmp_path, download=False, **kwargs)
+
+
+def test_features_missing_files_and_unlisted_ids(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"load_movielens_features\(data_home=\.\.\.\)"):
+        load_movielens_features("100k", data_home=tmp_path, download=False)
+
+    folder = tmp_path / "ml-100k"
+    folder.mkdir()
+    files = _fake_ml100k([30, 40], ["85711", "94043"])
+    files["u.data"] += b"99\t10\t4\t881250999\n"
+    for name, payload in files.items():
+        (folder / name).write_bytes(payload)
+    with pytest.raises(ValueError, match=r"1 user id\(s\) not listed in u.user, e.g. \[99\]"):
+        load_movielens_features("100k", data_home=tmp_path, download=False)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -79,7 +79,6 @@ def test_predict_recommend_transform_contract(data):
     assert (top[full] >= 0).sum(axis=1).tolist() == (80 - seen[full].sum(axis=1)).tolist()
     ok = top >= 0
     assert not seen[np.arange(100)[:, None], np.where(ok, top, 0)][ok].any()  # seen masked
-    assert np.diff(np.asarray(X.sum(axis=1)).ravel()).any()  # users differ in activity
     top_all = m.recommend(X[300:], k=10, exclude_seen=False)
     ref = np.lexsort((np.tile(np.arange(80), (100, 1)), -S), axis=1)[:, :10]
     np.testing.assert_array_equal(top_all, ref)  # unmasked ranking = raw scores, index ties
@@ -102,13 +101,13 @@ def test_input_errors(data):
         EASE(device="cpu").fit(sp.csr_matrix((0, 5)))
     with pytest.raises(ValueError, match="no interactions"):
         EASE(device="cpu").fit(sp.csr_matrix((4, 5)))
-    with pytest.raises(ValueError, match="l2 == -1, must be > 0"):
+    with pytest.raises(ValueError, match="'l2' parameter of EASE"):
         EASE(l2=-1, device="cpu").fit(X)
     with pytest.raises(ValueError, match="dtype"):
         EASE(dtype="float16", device="cpu").fit(X)
     with pytest.raises(ValueError, match="device"):
         EASE(device="tpu").fit(X)
-    with pytest.raises(ValueError, match="batch_size == 0, must be >= 1"):
+    with pytest.raises(ValueError, match="'batch_size' parameter"):
         EASE(batch_size=0, device="cpu").fit(X)
     with pytest.raises(ValueError, match="sensitive_features has 3 rows but X has 400"):
         EASE(device="cpu").fit(X, sensitive_features=[0, 1, 0])

@@ -32,7 +32,9 @@ def test_gridsearch_multimetric_matrix_form(synth):
     # refit picks the best mean NDCG, and the scores differ across l2 (the scorer is live)
     assert search.best_index_ == int(np.argmax(res["mean_test_ndcg@50"]))
     assert np.ptp(res["mean_test_ndcg@50"]) > 1e-3
-    assert search.best_estimator_.coef_.shape == (80, 80)
+    # the refitted model is EASE with the chosen l2 fitted on every user
+    ref = EASE(device="cpu", **search.best_params_).fit(synth.X)
+    np.testing.assert_allclose(search.best_estimator_.coef_, ref.coef_)
 
 
 def test_default_score_works_without_scoring(synth):
@@ -62,7 +64,11 @@ def test_pipeline_from_interaction_table():
     search.fit(df)
     assert np.all(np.isfinite(search.cv_results_["mean_test_ndcg@10"]))
     rec = search.best_estimator_[-1].recommend(df.head(50), k=3)
-    assert len(rec) > 0
+    # three unseen items for each of those users: nothing they rated >= 3 (what EASE saw)
+    assert (rec.groupby("user").size() == 3).all()
+    assert set(rec["user"]) == set(df.head(50)["user"])
+    seen = df[df["rating"] >= 3]
+    assert len(rec.merge(seen, on=["user", "item"])) == 0
     # Pipeline.score goes through the filter to EASE.score on held-out rows of known users
     train, test = next(InteractionHoldout(test_size=0.2, random_state=1).split(df))
     fitted = sklearn.clone(search.best_estimator_).fit(df.iloc[train])

@@ -20,13 +20,12 @@ For LightGCN the perturbation is applied to the propagated embeddings, as in the
 
 from __future__ import annotations
 
-import numbers
-
 import torch
-from sklearn.utils import check_scalar
 
-from ._base import (_ATTRIBUTES_AND_NOTES, _PAMACF_TRAINING_PARAMS, _check_real,
-                    _EmbeddingRecommender)
+from .._params import NON_NEGATIVE_INT, NON_NEGATIVE_REAL, StrOptions
+from ._backbones import LightGCNBackbone, MFBackbone
+from ._base import (_ATTRIBUTES_AND_NOTES, _PAMACF_TRAINING_PARAMS, EMBEDDING_CONSTRAINTS,
+                    Adversary, _EmbeddingRecommender)
 
 __all__ = ["APR", "PamaCF", "MAGNITUDE_RULES"]
 
@@ -72,11 +71,25 @@ _ADV_PARAMS = """\
 
 
 class _AdversarialCF(_EmbeddingRecommender):
-    """Shared parameter checks of APR and PamaCF."""
+    """What APR and PamaCF share: the backbone choice and the adversary's schedule."""
 
-    def _check_adversarial_params(self):
-        _check_real(self.adv_weight, "adv_weight", min_val=0)
-        check_scalar(self.n_pretrain_epochs, "n_pretrain_epochs", numbers.Integral, min_val=0)
+    _parameter_constraints = {
+        **EMBEDDING_CONSTRAINTS,
+        "adv_weight": NON_NEGATIVE_REAL,
+        "n_pretrain_epochs": NON_NEGATIVE_INT,
+        "backbone": [StrOptions({"mf", "lightgcn"})],
+        "n_layers": NON_NEGATIVE_INT,
+    }
+
+    def _backbone(self):
+        return LightGCNBackbone(self.n_layers) if self.backbone == "lightgcn" else MFBackbone()
+
+    def _magnitude_rule(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _adversary(self):
+        return Adversary(self._magnitude_rule(), float(self.adv_weight),
+                         int(self.n_pretrain_epochs))
 
 
 class APR(_AdversarialCF):
@@ -110,6 +123,9 @@ class APR(_AdversarialCF):
     True
     """
 
+    _parameter_constraints = {**_AdversarialCF._parameter_constraints,
+                              "eps": NON_NEGATIVE_REAL}
+
     def __init__(self, *, eps=0.5, adv_weight=1.0, n_pretrain_epochs=4, backbone="mf",
                  n_layers=3, n_components=64, learning_rate=1e-3, weight_decay=0.01, reg=1e-4,
                  init_std=0.1, batch_size=2048, max_iter=30, early_stopping=False,
@@ -138,10 +154,6 @@ class APR(_AdversarialCF):
         self.rating_threshold = rating_threshold
         self.random_state = random_state
         self.verbose = verbose
-
-    def _check_adversarial_params(self):
-        super()._check_adversarial_params()
-        _check_real(self.eps, "eps", min_val=0)
 
     def _magnitude_rule(self):
         return _Uniform(self.eps)
@@ -184,6 +196,10 @@ class PamaCF(_AdversarialCF):
     (200, 16)
     """
 
+    _parameter_constraints = {**_AdversarialCF._parameter_constraints,
+                              "rho": NON_NEGATIVE_REAL, "gamma": NON_NEGATIVE_REAL,
+                              "magnitude": [StrOptions(set(MAGNITUDE_RULES))]}
+
     def __init__(self, *, rho=0.9, magnitude="personalised", gamma=2.0, adv_weight=1.0,
                  n_pretrain_epochs=4, backbone="mf", n_layers=3, n_components=64,
                  learning_rate=1e-3, weight_decay=0.01, reg=1e-4, init_std=0.1,
@@ -215,14 +231,6 @@ class PamaCF(_AdversarialCF):
         self.rating_threshold = rating_threshold
         self.random_state = random_state
         self.verbose = verbose
-
-    def _check_adversarial_params(self):
-        super()._check_adversarial_params()
-        _check_real(self.rho, "rho", min_val=0)
-        _check_real(self.gamma, "gamma", min_val=0)
-        if self.magnitude not in MAGNITUDE_RULES:
-            raise ValueError(f"magnitude must be one of {MAGNITUDE_RULES}; got "
-                             f"{self.magnitude!r}.")
 
     def _magnitude_rule(self):
         if self.magnitude == "personalised":

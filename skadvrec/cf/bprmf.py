@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._base import _ATTRIBUTES_AND_NOTES, _PAMACF_TRAINING_PARAMS, _EmbeddingRecommender
+from ._base import (_ATTRIBUTES_AND_NOTES, _PAMACF_TRAINING_PARAMS, EMBEDDING_CONSTRAINTS,
+                    _EmbeddingRecommender)
 
 __all__ = ["BPRMF"]
 
@@ -35,6 +36,8 @@ class BPRMF(_EmbeddingRecommender):
     >>> model.recommend(df[df.user < 3], k=2).shape
     (6, 4)
     """
+
+    _parameter_constraints = EMBEDDING_CONSTRAINTS
 
     def __init__(self, *, n_components=64, learning_rate=1e-3, weight_decay=0.01, reg=1e-4,
                  init_std=0.1, batch_size=2048, max_iter=30, early_stopping=False,

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.utils import check_scalar, metadata_routing
+from sklearn.utils import metadata_routing
 
 from .._torch import csr_to_torch, dense_rows, device_free_bytes
+from .._params import COMMON_CONSTRAINTS, NON_NEGATIVE_REAL, POSITIVE_REAL
 from ..base import BaseRecommender
 
 __all__ = ["EASE", "EASEIPW", "ease_closed_form", "ease_memory_bytes"]
@@ -152,6 +152,7 @@ class EASE(BaseRecommender):
     # EASE ignores sensitive_features: keep it out of metadata routing, so that routing it to a
     # scorer in GridSearchCV needs no set_fit_request call on the model.
     __metadata_request__fit = {"sensitive_features": metadata_routing.UNUSED}
+    _parameter_constraints = {**COMMON_CONSTRAINTS, "l2": POSITIVE_REAL}
 
     def __init__(self, *, l2=500.0, dtype="float32", device="auto", batch_size=2048,
                  rating_threshold=4.0, random_state=None, verbose=False):
@@ -166,8 +167,8 @@ class EASE(BaseRecommender):
     def _row_weights(self, X):
         return None
 
-    def _fit(self, X, sensitive_features=None):
-        check_scalar(self.l2, "l2", numbers.Real, min_val=0, include_boundaries="neither")
+    def _fit(self, data, sensitive_features=None):
+        X = data.matrix
         self.coef_ = ease_closed_form(X, self.l2, row_weights=self._row_weights(X),
                                       device=self.device_, dtype=self._torch_dtype())
         return self
@@ -207,6 +208,8 @@ class EASEIPW(EASE):
     1.0
     """
 
+    _parameter_constraints = {**EASE._parameter_constraints, "beta": NON_NEGATIVE_REAL}
+
     def __init__(self, *, l2=500.0, beta=0.5, dtype="float32", device="auto", batch_size=2048,
                  rating_threshold=4.0, random_state=None, verbose=False):
         super().__init__(l2=l2, dtype=dtype, device=device, batch_size=batch_size,
@@ -215,7 +218,6 @@ class EASEIPW(EASE):
         self.beta = beta
 
     def _row_weights(self, X):
-        check_scalar(self.beta, "beta", numbers.Real, min_val=0)
         n = np.asarray((X != 0).sum(axis=1)).ravel().astype(np.float64)
         w = np.zeros_like(n)
         active = n > 0

@@ -10,17 +10,15 @@ ranking loss 1 − NDCG@k (R-LARM). Weights are σ(g(x_i)) normalised over each 
 from __future__ import annotations
 
 import copy
-import numbers
-import time
 
 import numpy as np
 import torch
-from sklearn.utils import check_random_state, check_scalar
-from tqdm.auto import tqdm
 
-from .._torch import adam_options, dense_rows, make_generator
-from ..base import IterativeRecommender, _EarlyStopping, _finish_early_stopping
-from ..metrics.ranking import _metrics_on_batch
+from .._params import (ITERATIVE_CONSTRAINTS, NON_NEGATIVE_INT, NON_NEGATIVE_REAL, POSITIVE_INT,
+                       POSITIVE_REAL, StrOptions)
+from .._torch import adam_options, dense_rows, iter_row_batches
+from ..base import IterativeRecommender
+from ..metrics import batch_metrics
 from .ease import ease_closed_form
 
 __all__ = ["ARM", "RLARM"]
@@ -90,138 +88,115 @@ class _AdversarialEASE(IterativeRecommender):
         self.verbose = verbose
 
     # -- validation ------------------------------------------------------------------------
-    def _check_params(self, n_items):
-        check_scalar(self.l2, "l2", numbers.Real, min_val=0, include_boundaries="neither")
-        check_scalar(self.adversary_l2, "adversary_l2", numbers.Real, min_val=0)
-        check_scalar(self.learning_rate, "learning_rate", numbers.Real, min_val=0,
-                     include_boundaries="neither")
-        check_scalar(self.warmup_epochs, "warmup_epochs", numbers.Integral, min_val=0)
-        check_scalar(self.ndcg_k, "ndcg_k", numbers.Integral, min_val=1)
-        if self.adversary not in ("linear", "mlp"):
-            raise ValueError(f"adversary must be 'linear' or 'mlp'; got {self.adversary!r}.")
-        if self.adversary == "mlp":
-            check_scalar(self.hidden_size, "hidden_size", numbers.Integral, min_val=1)
-        if self.adversary_learning_rate is not None:
-            check_scalar(self.adversary_learning_rate, "adversary_learning_rate", numbers.Real,
-                         min_val=0, include_boundaries="neither")
-        if self.learner not in ("adam", "closed_form"):
-            raise ValueError(f"learner must be 'adam' or 'closed_form'; got {self.learner!r}.")
-        if self.init not in ("ease", "random"):
-            raise ValueError(f"init must be 'ease' or 'random'; got {self.init!r}.")
+    _parameter_constraints = {
+        **ITERATIVE_CONSTRAINTS,
+        "l2": POSITIVE_REAL,
+        "adversary_l2": NON_NEGATIVE_REAL,
+        "adversary": [StrOptions({"linear", "mlp"})],
+        "hidden_size": POSITIVE_INT,
+        "ndcg_k": POSITIVE_INT,
+        "warmup_epochs": NON_NEGATIVE_INT,
+        "learning_rate": POSITIVE_REAL,
+        "adversary_learning_rate": [*POSITIVE_REAL, None],
+        "learner": [StrOptions({"adam", "closed_form"})],
+        "init": [StrOptions({"ease", "random"})],
+    }
+
+    def _check_params(self, data):
+        n_items = data.matrix.shape[1]
         if self.ndcg_k > n_items:
             raise ValueError(f"ndcg_k={self.ndcg_k} is larger than the number of items "
                              f"({n_items}).")
-        self._check_early_stopping_params(n_items)
+        super()._check_params(data)
 
-    # -- training ---------------------------------------------------------------------------
-    def _fit(self, X, sensitive_features=None):
-        n_items = X.shape[1]
-        self._check_params(n_items)
-        rng = check_random_state(self.random_state)
+    # -- training: the hooks of the IterativeRecommender loop -------------------------------
+    def _init_model(self, train, data, sensitive_features, rng, gen):
+        n_items = train.shape[1]
         dev, dtype = self.device_, self._torch_dtype()
-        gen = make_generator(rng, dev)
-        if self.early_stopping:
-            train_rows, v_in, v_out = self._validation_split(X, rng)
-            X_tr = X[train_rows] if len(train_rows) < X.shape[0] else X
-        else:
-            X_tr, v_in, v_out = X, None, None
-        m = X_tr.shape[0]
-        bs = min(self._batch(), m)
-        if self.init == "ease" or self.learner == "closed_form":
-            W0 = ease_closed_form(X_tr, self.l2, device=dev, dtype=dtype)
+        closed = self.learner == "closed_form"
+        if self.init == "ease" or closed:
+            W0 = ease_closed_form(train, self.l2, device=dev, dtype=dtype)
         else:
             W0 = torch.randn(n_items, n_items, generator=gen, device=dev, dtype=dtype)
             W0 *= (1.0 / n_items) ** 0.5
             W0.fill_diagonal_(0.0)
-        W = torch.nn.Parameter(W0)
-        adv = _Adversary(n_items, self.adversary, self.hidden_size, gen, dev, dtype,
-                         uniform_start=self.init == "ease" or self.learner == "closed_form")
-        opt_w = torch.optim.Adam([W], lr=self.learning_rate, **adam_options(dev))
+        tr = self._tr
+        tr.W = torch.nn.Parameter(W0)
+        tr.adv = _Adversary(n_items, self.adversary, self.hidden_size, gen, dev, dtype,
+                            uniform_start=self.init == "ease" or closed)
+        tr.opt_w = torch.optim.Adam([tr.W], lr=self.learning_rate, **adam_options(dev))
         lr_a = (self.learning_rate if self.adversary_learning_rate is None
                 else self.adversary_learning_rate)
-        opt_a = torch.optim.Adam(adv.parameters(), lr=lr_a, **adam_options(dev))
-        reg = self.l2 / m
-        spec = [("ndcg", "ndcg", self.ndcg_k)]
-        batch_rows = self._batch_source(X_tr, dev, dtype)
-        self.history_ = []
-        self.coef_ = W.data
-        stopper = _EarlyStopping(self.n_iter_no_change) if self.early_stopping else None
+        tr.opt_a = torch.optim.Adam(tr.adv.parameters(), lr=lr_a, **adam_options(dev))
+        tr.reg = self.l2 / train.shape[0]
+        tr.spec = [("ndcg", "ndcg", self.ndcg_k)]
+        tr.rows = self._batch_source(train, dev, dtype)
+        tr.train = train
+        tr.adv_on = False
+        self.coef_ = tr.W.data
+        return train.shape[0]
 
-        def snapshot():
-            return W.data.clone(), copy.deepcopy(adv.state_dict())
+    def _start_epoch(self, epoch):
+        tr = self._tr
+        tr.adv_on = epoch >= self.warmup_epochs
+        if self.learner == "closed_form" and epoch > 0:
+            # best response to the current weights: EASE on rows scaled by sqrt(weight)
+            w = self._weights_of(tr.adv, tr.train)
+            tr.W.data = ease_closed_form(tr.train, self.l2, row_weights=w, device=self.device_,
+                                         dtype=self._torch_dtype())
 
-        if stopper is not None:  # epoch 0: the initial model is a candidate too
-            score = self._validation_score(v_in, v_out)
-            stopper.update(score, 0, snapshot)
-            self.history_.append({"epoch": 0, "learner_loss": float("nan"),
-                                  "adversary_objective": float("nan"), "seconds": 0.0,
-                                  f"val_{self.validation_metric}": score})
-        epochs = tqdm(range(self.max_iter), disable=not self.verbose, desc=type(self).__name__)
-        for epoch in epochs:
-            t0 = time.perf_counter()
-            order = torch.randperm(m, generator=gen, device=dev)
-            adv_on = epoch >= self.warmup_epochs
-            acc = torch.zeros(2, device=dev, dtype=dtype)  # read back once per epoch
-            if self.learner == "closed_form" and epoch > 0:
-                # best response to the current weights: EASE on rows scaled by sqrt(weight)
-                w = self._weights_of(adv, X_tr)
-                W.data = ease_closed_form(X_tr, self.l2, row_weights=w, device=dev,
-                                          dtype=dtype)
-            for start in range(0, m - bs + 1 if m >= bs else 1, bs):
-                xb = batch_rows(order, start, start + bs)
-                if self.learner == "closed_form":
-                    with torch.no_grad():
-                        pred = xb @ W
-                        loss_i = ((xb - pred) ** 2).sum(dim=1)
-                else:
-                    pred = xb @ W
-                    loss_i = ((xb - pred) ** 2).sum(dim=1)
-                    with torch.no_grad():
-                        sig = torch.sigmoid(adv(xb))
-                        p = sig / sig.sum()
-                    learner = (p * loss_i).sum() + reg * (W * W).sum()
-                    opt_w.zero_grad(set_to_none=True)
-                    learner.backward()
-                    opt_w.step()
-                    with torch.no_grad():
-                        W.fill_diagonal_(0.0)
-                    acc[0] += learner.detach()
-                if adv_on:
-                    with torch.no_grad():
-                        if self._adversary_objective == "squared":
-                            r = loss_i.detach()
-                        else:
-                            ndcg = _metrics_on_batch(pred.detach(), xb > 0, spec)["ndcg"]
-                            r = n_items * torch.nan_to_num(1.0 - ndcg, nan=0.0)
-                    sig = torch.sigmoid(adv(xb))
-                    obj = (sig / sig.sum() * r).sum() - 0.5 * self.adversary_l2 * adv.sq_norm()
-                    opt_a.zero_grad(set_to_none=True)
-                    (-obj).backward()
-                    opt_a.step()
-                    acc[1] += obj.detach()
-            sum_loss, sum_obj = acc.tolist()
-            record = {"epoch": epoch + 1,
-                      "learner_loss": sum_loss if self.learner == "adam" else float("nan"),
-                      "adversary_objective": sum_obj if adv_on else float("nan"),
-                      "seconds": time.perf_counter() - t0}
-            stop = False
-            if stopper is not None:
-                self.coef_ = W.data
-                score = self._validation_score(v_in, v_out)
-                record[f"val_{self.validation_metric}"] = score
-                stop = stopper.update(score, epoch + 1, snapshot)
-            self.history_.append(record)
-            if stop:
-                break
-        best = _finish_early_stopping(self, stopper)
-        if best is not None:
-            self.coef_ = best[0]
-            adv.load_state_dict(best[1])
+    def _train_step(self, idx):
+        tr, out = self._tr, {}
+        xb = tr.rows(idx)
+        if self.learner == "closed_form":
+            with torch.no_grad():
+                pred = xb @ tr.W
+                loss_i = ((xb - pred) ** 2).sum(dim=1)
         else:
-            self.coef_ = W.data
-        self.adversary_ = adv.requires_grad_(False)
-        self.n_iter_ = sum(1 for h in self.history_ if h["epoch"] > 0)
-        return self
+            pred = xb @ tr.W
+            loss_i = ((xb - pred) ** 2).sum(dim=1)
+            with torch.no_grad():
+                sig = torch.sigmoid(tr.adv(xb))
+                p = sig / sig.sum()
+            learner = (p * loss_i).sum() + tr.reg * (tr.W * tr.W).sum()
+            tr.opt_w.zero_grad(set_to_none=True)
+            learner.backward()
+            tr.opt_w.step()
+            with torch.no_grad():
+                tr.W.fill_diagonal_(0.0)
+            out["learner_loss"] = learner
+        if tr.adv_on:
+            with torch.no_grad():
+                if self._adversary_objective == "squared":
+                    r = loss_i.detach()
+                else:
+                    ndcg = batch_metrics(pred.detach(), xb > 0, tr.spec)["ndcg"]
+                    r = xb.shape[1] * torch.nan_to_num(1.0 - ndcg, nan=0.0)
+            sig = torch.sigmoid(tr.adv(xb))
+            obj = (sig / sig.sum() * r).sum() - 0.5 * self.adversary_l2 * tr.adv.sq_norm()
+            tr.opt_a.zero_grad(set_to_none=True)
+            (-obj).backward()
+            tr.opt_a.step()
+            out["adversary_objective"] = obj
+        return out
+
+    def _end_epoch(self, record):
+        record.setdefault("learner_loss", float("nan"))
+        record.setdefault("adversary_objective", float("nan"))
+
+    def _prepare_validation(self):
+        self.coef_ = self._tr.W.data
+
+    def _snapshot(self):
+        return self._tr.W.data.clone(), copy.deepcopy(self._tr.adv.state_dict())
+
+    def _restore(self, state):
+        self._tr.W.data = state[0]
+        self._tr.adv.load_state_dict(state[1])
+
+    def _finish_fit(self):
+        self.coef_ = self._tr.W.data
+        self.adversary_ = self._tr.adv.requires_grad_(False)
 
     def _scores_from_rows(self, X_rows):
         return X_rows @ self.coef_
@@ -231,8 +206,8 @@ class _AdversarialEASE(IterativeRecommender):
         dtype = self._torch_dtype()
         out = []
         with torch.no_grad():
-            for start in range(0, X.shape[0], self._batch()):
-                xb = dense_rows(X, slice(start, start + self._batch()), self.device_, dtype)
+            for sl in iter_row_batches(X.shape[0], self._batch()):
+                xb = dense_rows(X, sl, self.device_, dtype)
                 out.append(torch.sigmoid(adv(xb)).cpu().numpy())
         w = np.concatenate(out).astype(np.float64)
         return w / w.mean()
@@ -318,7 +293,8 @@ _PARAMS_DOC = """
     adversary_ : torch.nn.Module
         The trained adversary g (see :meth:`adversary_weights`).
     history_ : list of dict
-        Per epoch: learner loss, adversary objective, seconds, validation metric (with early
+        Per epoch: learner loss and adversary objective (means over the epoch's users; NaN
+        when not trained that epoch), seconds, validation metric (with early
         stopping, a first entry ``epoch=0`` holds the initial model's validation score).
     n_iter_ : int
         Epochs run.

@@ -8,6 +8,9 @@ or the held-out interactions of a table). Each scorer also exposes per-user valu
 
 from __future__ import annotations
 
+import inspect
+import warnings
+
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
@@ -40,10 +43,54 @@ def _unwrap(estimator, X, require="evaluate"):
     return estimator, X
 
 
+def _input_fraction(input_fraction, fold_in_fraction, stacklevel=3):
+    """The share of each held-out row used as input, honouring the deprecated old name."""
+    if isinstance(fold_in_fraction, str) and fold_in_fraction == "deprecated":
+        return input_fraction
+    warnings.warn("fold_in_fraction was renamed input_fraction (the share of each held-out row "
+                  "used as the model's input; the rest are the targets) and will be removed; "
+                  "pass input_fraction instead.", FutureWarning, stacklevel=stacklevel)
+    return fold_in_fraction
+
+
 class _RoutedScorer:
-    """Minimal metadata-routing support: ``set_score_request`` / ``get_metadata_routing``."""
+    """Minimal metadata-routing support (``set_score_request`` / ``get_metadata_routing``) and
+    scikit-learn's parameter protocol (``get_params`` / ``set_params``, hence ``clone``)."""
 
     _metadata = ()
+
+    @classmethod
+    def _get_param_names(cls):
+        sig = inspect.signature(cls.__init__)
+        return sorted(p.name for p in sig.parameters.values() if p.name != "self"
+                      and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+
+    def get_params(self, deep=True):
+        """The constructor's parameters, as scikit-learn's ``BaseEstimator.get_params``."""
+        out = {}
+        for name in self._get_param_names():
+            value = getattr(self, name)
+            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+                out.update((f"{name}__{k}", v) for k, v in value.get_params().items())
+            out[name] = value
+        return out
+
+    def set_params(self, **params):
+        """Set constructor parameters (``name__param`` reaches a nested estimator)."""
+        valid = self.get_params(deep=True)
+        nested = {}
+        for key, value in params.items():
+            name, sep, sub = key.partition("__")
+            if name not in valid:
+                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}; valid "
+                                 f"parameters are {self._get_param_names()}.")
+            if sep:
+                nested.setdefault(name, {})[sub] = value
+            else:
+                setattr(self, name, value)
+        for name, sub in nested.items():
+            getattr(self, name).set_params(**sub)
+        return self
 
     def set_score_request(self, **kwargs):
         """Request metadata (e.g. ``sensitive_features=True``) to be routed to this scorer."""
@@ -64,7 +111,9 @@ class _RoutedScorer:
         return req
 
     def __repr__(self):
-        params = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items() if not k.startswith("_"))
+        params = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items()
+                           if not k.startswith("_") and not (isinstance(v, str)
+                                                             and v == "deprecated"))
         return f"{type(self).__name__}({params})"
 
 
@@ -75,10 +124,14 @@ class RankingScorer(_RoutedScorer):
     ----------
     metric : str, default="ndcg@100"
         ``"ndcg@k"``, ``"recall@k"``, ``"hitrate@k"`` or ``"auc"``.
-    fold_in_fraction : float, default=0.8
-        Matrix form: share of each held-out row used as input (the rest are targets).
+    input_fraction : float, default=0.8
+        Matrix form: share of each held-out row used as the model's *input*; the rest are the
+        targets (0.8 = 80 % input, 20 % targets).
     random_state : int, default=0
         Seed of the fold-in split; fixed so every grid candidate sees the same targets.
+    fold_in_fraction : float, default="deprecated"
+        The old name of ``input_fraction`` (same meaning); it overrides ``input_fraction``
+        with a FutureWarning and will be removed.
 
     Examples
     --------
@@ -96,16 +149,19 @@ class RankingScorer(_RoutedScorer):
     ['l2']
     """
 
-    def __init__(self, metric="ndcg@100", *, fold_in_fraction=0.8, random_state=0):
+    def __init__(self, metric="ndcg@100", *, input_fraction=0.8, random_state=0,
+                 fold_in_fraction="deprecated"):
         parse_metric(metric)
         self.metric = metric
-        self.fold_in_fraction = fold_in_fraction
+        self.input_fraction = input_fraction
         self.random_state = random_state
+        self.fold_in_fraction = fold_in_fraction
 
     def per_user(self, estimator, X, y=None, **metadata):
         """Per-user values as a Series indexed by the row of X each user comes from."""
         est, Xt = _unwrap(estimator, X)
-        vals, rows = est.evaluate(Xt, [self.metric], fold_in_fraction=self.fold_in_fraction,
+        frac = _input_fraction(self.input_fraction, self.fold_in_fraction)
+        vals, rows = est.evaluate(Xt, [self.metric], input_fraction=frac,
                                   random_state=self.random_state)
         return pd.Series(vals[self.metric], index=rows, name=self.metric)
 
@@ -117,38 +173,65 @@ class RankingScorer(_RoutedScorer):
         return float(np.nanmean(v))
 
 
-class NDCGScorer(RankingScorer):
+class _CutoffScorer(RankingScorer):
+    """A RankingScorer of one metric kind whose cut-off is the parameter ``k``; ``metric`` is
+    derived from ``k`` when used, so ``set_params(k=...)`` and ``clone`` stay consistent."""
+
+    _kind = None
+
+    def _store(self, k, input_fraction, random_state, fold_in_fraction):
+        parse_metric(f"{self._kind}@{k}")
+        self.k = k
+        self.input_fraction = input_fraction
+        self.random_state = random_state
+        self.fold_in_fraction = fold_in_fraction
+
+    @property
+    def metric(self):
+        return f"{self._kind}@{self.k}"
+
+
+class NDCGScorer(_CutoffScorer):
     """NDCG@k scorer; see :class:`RankingScorer`."""
 
-    def __init__(self, k=100, *, fold_in_fraction=0.8, random_state=0):
-        super().__init__(f"ndcg@{k}", fold_in_fraction=fold_in_fraction,
-                         random_state=random_state)
-        self.k = k
+    _kind = "ndcg"
+
+    def __init__(self, k=100, *, input_fraction=0.8, random_state=0,
+                 fold_in_fraction="deprecated"):
+        self._store(k, input_fraction, random_state, fold_in_fraction)
 
 
-class RecallScorer(RankingScorer):
+class RecallScorer(_CutoffScorer):
     """Recall@k scorer (normalised by min(k, |targets|)); see :class:`RankingScorer`."""
 
-    def __init__(self, k=20, *, fold_in_fraction=0.8, random_state=0):
-        super().__init__(f"recall@{k}", fold_in_fraction=fold_in_fraction,
-                         random_state=random_state)
-        self.k = k
+    _kind = "recall"
+
+    def __init__(self, k=20, *, input_fraction=0.8, random_state=0,
+                 fold_in_fraction="deprecated"):
+        self._store(k, input_fraction, random_state, fold_in_fraction)
 
 
-class HitRateScorer(RankingScorer):
+class HitRateScorer(_CutoffScorer):
     """HitRate@k scorer; see :class:`RankingScorer`."""
 
-    def __init__(self, k=10, *, fold_in_fraction=0.8, random_state=0):
-        super().__init__(f"hitrate@{k}", fold_in_fraction=fold_in_fraction,
-                         random_state=random_state)
-        self.k = k
+    _kind = "hitrate"
+
+    def __init__(self, k=10, *, input_fraction=0.8, random_state=0,
+                 fold_in_fraction="deprecated"):
+        self._store(k, input_fraction, random_state, fold_in_fraction)
 
 
 class AUCScorer(RankingScorer):
     """Per-user full AUC scorer; see :class:`RankingScorer`."""
 
-    def __init__(self, *, fold_in_fraction=0.8, random_state=0):
-        super().__init__("auc", fold_in_fraction=fold_in_fraction, random_state=random_state)
+    def __init__(self, *, input_fraction=0.8, random_state=0, fold_in_fraction="deprecated"):
+        self.input_fraction = input_fraction
+        self.random_state = random_state
+        self.fold_in_fraction = fold_in_fraction
+
+    @property
+    def metric(self):
+        return "auc"
 
 
 def get_scorer(name, **kwargs):
@@ -158,6 +241,6 @@ def get_scorer(name, **kwargs):
     --------
     >>> from skadvrec.metrics import get_scorer
     >>> get_scorer("recall@20")
-    RankingScorer(metric='recall@20', fold_in_fraction=0.8, random_state=0)
+    RankingScorer(metric='recall@20', input_fraction=0.8, random_state=0)
     """
     return RankingScorer(name, **kwargs)

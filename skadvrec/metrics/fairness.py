@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-from ._scorers import RankingScorer, _RoutedScorer
+from .._sensitive import as_frame
+from ._scorers import RankingScorer, _input_fraction, _RoutedScorer
 
 __all__ = ["metric_by_group", "GroupMetricScorer"]
 
@@ -16,22 +16,20 @@ _ROUTING_HELP = (
 
 
 def _group_column(sensitive_features, attribute, n_rows):
-    S = sensitive_features
-    if S is None:
+    if sensitive_features is None:
         raise ValueError(f"this fairness metric needs the users' groups; {_ROUTING_HELP}")
-    if isinstance(S, pd.DataFrame):
-        if attribute is None:
-            if S.shape[1] != 1:
-                raise ValueError(f"sensitive_features has columns {list(S.columns)}; name the one "
-                                 "to group by with attribute=<column>.")
-            col = S.iloc[:, 0]
-        else:
-            if attribute not in S.columns:
-                raise ValueError(f"attribute={attribute!r} is not a column of sensitive_features "
-                                 f"({list(S.columns)}).")
-            col = S[attribute]
+    S = as_frame(sensitive_features)
+    if attribute is not None and (attribute in S.columns
+                                  or isinstance(sensitive_features, pd.DataFrame)):
+        if attribute not in S.columns:
+            raise ValueError(f"attribute={attribute!r} is not a column of sensitive_features "
+                             f"({list(S.columns)}).")
+        col = S[attribute]
+    elif S.shape[1] == 1:  # a lone Series or 1-D array is the grouping, whatever its name
+        col = S.iloc[:, 0]
     else:
-        col = pd.Series(np.asarray(S).ravel() if np.ndim(S) == 1 else np.asarray(S)[:, 0])
+        raise ValueError(f"sensitive_features has columns {list(S.columns)}; name the one to "
+                         "group by with attribute=<column>.")
     if len(col) != n_rows:
         raise ValueError(f"sensitive_features has {len(col)} rows but X has {n_rows}; pass one "
                          "row per row of X.")
@@ -39,7 +37,7 @@ def _group_column(sensitive_features, attribute, n_rows):
 
 
 def metric_by_group(estimator, X, sensitive_features, metric="ndcg@100", *, attribute=None,
-                    fold_in_fraction=0.8, random_state=0):
+                    input_fraction=0.8, random_state=0, fold_in_fraction="deprecated"):
     """Mean of a ranking metric per group of a sensitive attribute.
 
     Parameters
@@ -52,8 +50,9 @@ def metric_by_group(estimator, X, sensitive_features, metric="ndcg@100", *, attr
     metric : str, default="ndcg@100"
     attribute : str, default=None
         Column of ``sensitive_features`` to group by (needed when it has several).
-    fold_in_fraction, random_state
-        As in :class:`~skadvrec.metrics.RankingScorer`.
+    input_fraction, random_state, fold_in_fraction
+        As in :class:`~skadvrec.metrics.RankingScorer` (``input_fraction`` is the share of each
+        held-out row used as the model's input; ``fold_in_fraction`` its deprecated old name).
 
     Returns
     -------
@@ -72,7 +71,8 @@ def metric_by_group(estimator, X, sensitive_features, metric="ndcg@100", *, attr
     >>> list(table.columns)
     ['mean', 'std', 'n_users']
     """
-    scorer = RankingScorer(metric, fold_in_fraction=fold_in_fraction, random_state=random_state)
+    input_fraction = _input_fraction(input_fraction, fold_in_fraction)
+    scorer = RankingScorer(metric, input_fraction=input_fraction, random_state=random_state)
     values = scorer.per_user(estimator, X)
     n_rows = len(X) if isinstance(X, pd.DataFrame) else X.shape[0]
     groups = _group_column(sensitive_features, attribute, n_rows).iloc[values.index]
@@ -95,8 +95,11 @@ class GroupMetricScorer(_RoutedScorer):
     attribute : str, default=None
         Column of ``sensitive_features`` to group by.
     statistic : {"gap", "std", "ratio", "min"}, default="gap"
-    fold_in_fraction : float, default=0.8
+    input_fraction : float, default=0.8
+        Share of each held-out row used as the model's input; the rest are the targets.
     random_state : int, default=0
+    fold_in_fraction : float, default="deprecated"
+        The old name of ``input_fraction``; overrides it with a FutureWarning.
 
     Examples
     --------
@@ -110,20 +113,23 @@ class GroupMetricScorer(_RoutedScorer):
     _STATS = ("gap", "std", "ratio", "min")
 
     def __init__(self, metric="ndcg@100", *, attribute=None, statistic="gap",
-                 fold_in_fraction=0.8, random_state=0):
+                 input_fraction=0.8, random_state=0, fold_in_fraction="deprecated"):
         if statistic not in self._STATS:
             raise ValueError(f"statistic must be one of {self._STATS}; got {statistic!r}.")
         RankingScorer(metric)  # validates the name
         self.metric = metric
         self.attribute = attribute
         self.statistic = statistic
-        self.fold_in_fraction = fold_in_fraction
+        self.input_fraction = input_fraction
         self.random_state = random_state
+        self.fold_in_fraction = fold_in_fraction
 
     def by_group(self, estimator, X, y=None, sensitive_features=None):
         """The per-group table (see :func:`metric_by_group`)."""
         return metric_by_group(estimator, X, sensitive_features, self.metric,
-                               attribute=self.attribute, fold_in_fraction=self.fold_in_fraction,
+                               attribute=self.attribute,
+                               input_fraction=_input_fraction(self.input_fraction,
+                                                              self.fold_in_fraction),
                                random_state=self.random_state)
 
     def __call__(self, estimator, X, y=None, sensitive_features=None, **metadata):

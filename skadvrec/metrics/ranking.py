@@ -37,6 +37,7 @@ __all__ = [
     "ranking_metrics",
     "parse_metric",
     "topk_ranking",
+    "batch_metrics",
 ]
 
 _METRIC_RE = re.compile(r"^(ndcg|recall_all|recall|hr|hitrate|hit_rate|auc)(?:@(\d+))?$")
@@ -134,11 +135,45 @@ def _auc_rows(scores, targets):
     return wins.sum(dim=1) / (n_pos * n_neg)
 
 
-def _metrics_on_batch(scores, targets, specs, n_targets=None):
-    """Per-user metric values for one batch: ``specs`` is a list of (name, kind, k).
+def batch_metrics(scores, targets, metrics, n_targets=None):
+    """Per-user metric values for one batch of users, on the scores' device.
 
-    ``n_targets`` (per-row target counts) may be given to spare a pass over ``targets``.
+    The building block of :func:`ranking_metrics` and of the estimators' evaluation and
+    validation loops: it works on torch tensors already on the device and masked, so a loop
+    over batches (e.g. a training loop's validation pass) needs no host round trip.
+
+    Parameters
+    ----------
+    scores : torch.Tensor of shape (n_users, n_items)
+        Scores; excluded items must already carry the mask value (the dtype's lowest finite
+        value, as :meth:`~skadvrec.base.BaseRecommender.iter_scores` sets it).
+    targets : torch.Tensor of bool, shape (n_users, n_items)
+        Held-out target items (none of them excluded).
+    metrics : str or sequence
+        Metric names such as ``"ndcg@100"`` (see :func:`parse_metric`), or pre-parsed
+        ``(key, kind, k)`` triples (``key`` names the output entry) to spare the parsing in a
+        hot loop.
+    n_targets : torch.Tensor of shape (n_users,), default=None
+        Per-row target counts, if known, to spare a pass over ``targets``.
+
+    Returns
+    -------
+    dict of str to torch.Tensor of shape (n_users,)
+        Per-user values, ``nan`` for users with no target; keys are the metric names (or keys).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skadvrec.metrics import batch_metrics
+    >>> scores = torch.tensor([[0.9, 0.8, 0.1, 0.0]])
+    >>> targets = torch.tensor([[False, True, False, True]])
+    >>> batch_metrics(scores, targets, ["recall@2", "hitrate@1"])["recall@2"]
+    tensor([0.5000])
     """
+    if isinstance(metrics, str) or not all(isinstance(m, tuple) for m in metrics):
+        specs = _as_specs(metrics)
+    else:
+        specs = metrics
     n_t = targets.sum(dim=1) if n_targets is None else n_targets
     has = n_t > 0
     out = {}
@@ -168,6 +203,9 @@ def _metrics_on_batch(scores, targets, specs, n_targets=None):
                 val = (h.sum(dim=1) > 0).to(scores.dtype)
         out[name] = torch.where(has, val, nan)
     return out
+
+
+_metrics_on_batch = batch_metrics  # the name used before batch_metrics became public
 
 
 def _as_specs(metrics):
@@ -256,12 +294,13 @@ def ranking_metrics(y_true, y_score, metrics=("ndcg@100",), *, exclude=None, bat
     parts = {name: [] for name, _, _ in specs}
     for sl in iter_row_batches(shape[0], batch_size):
         s = torch.as_tensor(y_score[sl], device=dev).to(dtype)
-        t = dense_rows(y_true, sl, dev, torch.bool) if y_true.nnz else torch.zeros_like(s, dtype=torch.bool)
+        t = (dense_rows(y_true, sl, dev, torch.bool) if y_true.nnz
+             else torch.zeros_like(s, dtype=torch.bool))
         if exclude is not None:
             ex = dense_rows(exclude, sl, dev, torch.bool)
             s = s.masked_fill(ex, _mask_value(dtype))
             t = t & ~ex
-        for name, val in _metrics_on_batch(s, t, specs).items():
+        for name, val in batch_metrics(s, t, specs).items():
             parts[name].append(val.cpu().numpy())
     return {name: np.concatenate(v) if v else np.empty(0) for name, v in parts.items()}
 

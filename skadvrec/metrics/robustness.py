@@ -25,6 +25,7 @@ import torch
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from .._data import ITEM, USER, check_interactions, check_table, item_columns
 from ._scorers import _RoutedScorer, _unwrap
 from .ranking import _mask_value
 
@@ -42,10 +43,9 @@ def _check_metric(metric):
 
 
 def _table_users(est, X, cols, target_ids, exclude_users):
-    """Fitted user indices of X's users and their (n_users, n_targets) ineligibility."""
-    from ..base import ITEM, USER, _check_table  # lazy: base imports this package
-
-    _check_table(X)
+    """Fitted users of table X (ids, first-appearance order) and their (n_users, n_targets)
+    ineligibility."""
+    check_table(X)
     users_all = np.asarray(X[USER])
     items_all = np.asarray(X[ITEM])
     if exclude_users is not None:
@@ -55,7 +55,8 @@ def _table_users(est, X, cols, target_ids, exclude_users):
         if len(users_all) == 0:
             raise ValueError("exclude_users removes every user of X; nothing to evaluate.")
     users = pd.unique(users_all)
-    idx, known = est._fitted_user_index(users)
+    idx = pd.Index(est.user_ids_).get_indexer(users)
+    known = idx >= 0
     if not known.any():
         raise ValueError("none of the users in X was seen in fit; T-HR is computed for fitted "
                          "users (held-out interactions of training users).")
@@ -71,12 +72,18 @@ def _table_users(est, X, cols, target_ids, exclude_users):
     ineligible[u_pos[sel], t_pos[sel]] = True
     # ... and so does a target among the training items (which the model masks)
     ineligible |= est.train_matrix_[user_idx][:, cols].toarray() != 0
-    return user_idx, ineligible
+    return users, ineligible
 
 
 def _matrix_rows(est, X, cols, exclude_users):
     """Input rows of X (less ``exclude_users``) and their (n_rows, n_targets) ineligibility."""
-    rows, _, _ = est._input(X)
+    if isinstance(X, pd.DataFrame):
+        raise ValueError("this model was fitted on a user x item matrix; pass a matrix "
+                         f"with {est.n_items_} columns, not a DataFrame.")
+    rows = check_interactions(X)[0].matrix
+    if rows.shape[1] != est.n_items_:
+        raise ValueError(f"X has {rows.shape[1]} columns but the model was fitted on "
+                         f"{est.n_items_} items; pass rows over the same items.")
     if exclude_users is not None:
         drop = np.atleast_1d(np.asarray(exclude_users))
         if drop.size and (not np.issubdtype(drop.dtype, np.integer) or drop.min() < 0
@@ -169,36 +176,33 @@ def target_hit_ratio(estimator, X, target_items, k=50, *, metric="hitrate", per_
     kind = _check_metric(metric)
     est, Xt = _unwrap(estimator, X)
     check_is_fitted(est, "n_items_")
-    if not hasattr(est, "_iter_scores"):
+    if not hasattr(est, "iter_scores"):
         raise TypeError(f"{type(est).__name__} is not a skadvrec recommender; target_hit_ratio "
                         "needs one (or a Pipeline ending in one).")
     n_items = est.n_items_
     if not isinstance(k, numbers.Integral) or isinstance(k, bool) or not 1 <= k <= n_items:
         raise ValueError(f"k must be an integer in [1, n_items={n_items}]; got {k!r}.")
-    from ..attacks import _item_columns  # lazy: attacks imports base, which imports metrics
-
     table = est.input_form_ == "table"
-    cols = _item_columns(target_items, n_items, est.item_ids_ if table else None,
-                         "target_items", where="the fitted model")
+    cols = item_columns(target_items, n_items, est.item_ids_ if table else None,
+                        "target_items", where="the fitted model")
     target_ids = est.item_ids_[cols]
     if table:
         if not isinstance(Xt, pd.DataFrame):
             raise ValueError("this model was fitted on an interaction table; pass held-out "
                              "interactions as a DataFrame with 'user' and 'item' columns.")
-        if getattr(est, "_needs_device_check", False):
-            est._ensure_device()
-            est._needs_device_check = False
-        rows, (user_idx, ineligible) = None, _table_users(est, Xt, cols, target_ids,
-                                                          exclude_users)
+        users, ineligible = _table_users(est, Xt, cols, target_ids, exclude_users)
+        batches = est.iter_scores(pd.DataFrame({USER: users}), exclude_seen=True)
     else:
         rows, ineligible = _matrix_rows(est, Xt, cols, exclude_users)
-        user_idx = None
-    dev = est.device_
-    eligible = torch.from_numpy(~ineligible).to(dev)
-    sums = torch.zeros(len(cols), dtype=torch.float64, device=dev)
-    counts = torch.zeros(len(cols), dtype=torch.int64, device=dev)
-    cols_dev = torch.as_tensor(cols, device=dev)
-    for sl, s in est._iter_scores(rows, user_idx, mask_seen=True):
+        batches = est.iter_scores(rows, exclude_seen=True)
+    sums = None
+    for sl, s in batches:
+        if sums is None:  # the model's device, known once iter_scores has checked it
+            dev = s.device
+            eligible = torch.from_numpy(~ineligible).to(dev)
+            sums = torch.zeros(len(cols), dtype=torch.float64, device=dev)
+            counts = torch.zeros(len(cols), dtype=torch.int64, device=dev)
+            cols_dev = torch.as_tensor(cols, device=dev)
         if bool(torch.isnan(s[:, cols_dev]).any()):
             raise ValueError("the model scored a target item NaN; its ranks are undefined.")
         masked = _mask_value(s.dtype)

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import stats
 from sklearn.base import clone
 
-from ._scorers import RankingScorer, _RoutedScorer, _unwrap
+from ._scorers import RankingScorer, _input_fraction, _RoutedScorer, _unwrap
 
 __all__ = ["underserved_uplift", "UnderservedUpliftScorer"]
 
@@ -59,8 +59,8 @@ def _check_qs(q):
 
 
 def underserved_uplift(estimator, reference, X, *, q=(0.05, 0.1, 0.2, 0.5), metric="ndcg@100",
-                       fold_in_fraction=0.8, random_state=0, selection_random_state=None,
-                       test="ttest"):
+                       input_fraction=0.8, random_state=0, selection_random_state=None,
+                       test="ttest", fold_in_fraction="deprecated"):
     """Relative change of a metric on the users a reference model serves worst.
 
     Parameters
@@ -72,7 +72,8 @@ def underserved_uplift(estimator, reference, X, *, q=(0.05, 0.1, 0.2, 0.5), metr
     q : float or sequence of float, default=(0.05, 0.1, 0.2, 0.5)
         Shares of users, the bottom q by the reference's metric.
     metric : str, default="ndcg@100"
-    fold_in_fraction : float, default=0.8
+    input_fraction : float, default=0.8
+        Share of each held-out row used as the models' input; the rest are the targets.
     random_state : int, default=0
         Fold-in split on which both models are measured.
     selection_random_state : int or None, default=None
@@ -81,6 +82,8 @@ def underserved_uplift(estimator, reference, X, *, q=(0.05, 0.1, 0.2, 0.5), metr
         a different seed selects on independent targets.
     test : {"ttest", "wilcoxon"}, default="ttest"
         Two-sided paired test of estimator vs reference on the selected users.
+    fold_in_fraction : float, default="deprecated"
+        The old name of ``input_fraction``; overrides it with a FutureWarning.
 
     Returns
     -------
@@ -104,13 +107,14 @@ def underserved_uplift(estimator, reference, X, *, q=(0.05, 0.1, 0.2, 0.5), metr
     qs = _check_qs(q)
     if test not in ("ttest", "wilcoxon"):
         raise ValueError(f"test must be 'ttest' or 'wilcoxon'; got {test!r}.")
-    measure = RankingScorer(metric, fold_in_fraction=fold_in_fraction, random_state=random_state)
+    input_fraction = _input_fraction(input_fraction, fold_in_fraction)
+    measure = RankingScorer(metric, input_fraction=input_fraction, random_state=random_state)
     est_vals = measure.per_user(estimator, X).to_numpy()
     ref_vals = measure.per_user(reference, X).to_numpy()
     if selection_random_state is None or selection_random_state == random_state:
         sel_vals = ref_vals
     else:
-        select = RankingScorer(metric, fold_in_fraction=fold_in_fraction,
+        select = RankingScorer(metric, input_fraction=input_fraction,
                                random_state=selection_random_state)
         sel_vals = select.per_user(reference, X).to_numpy()
     return _curve(est_vals, ref_vals, sel_vals, qs, test)
@@ -134,27 +138,44 @@ class UnderservedUpliftScorer(_RoutedScorer):
 
     Parameters
     ----------
-    reference : recommender, default=None
-        Unfitted reference; None means ``EASE(l2=500.0)``.
+    reference : recommender
+        Unfitted reference, cloned and fitted per fold; the R-LARM paper's is EASE,
+        ``UnderservedUpliftScorer(EASE(l2=500.0))`` with ``from skadvrec.linear import EASE``.
     q : float, default=0.2
     metric : str, default="ndcg@100"
     statistic : {"relative", "absolute"}, default="relative"
         Relative change (the paper's Fig. 2; undefined, ``nan``, when the bottom users'
         reference mean is 0) or absolute change of the metric.
-    fold_in_fraction : float, default=0.8
+    input_fraction : float, default=0.8
+        Share of each held-out row used as the models' input; the rest are the targets.
     random_state : int, default=0
     selection_random_state : int or None, default=None
         See :func:`underserved_uplift`.
+    fold_in_fraction : float, default="deprecated"
+        The old name of ``input_fraction``; overrides it with a FutureWarning.
 
     Examples
     --------
     >>> from skadvrec.linear import EASE
     >>> from skadvrec.metrics import UnderservedUpliftScorer
+    >>> from skadvrec.datasets import make_interactions
+    >>> from skadvrec.linear import EASEIPW
+    >>> X = make_interactions(n_users=400, n_items=60, density=0.1, random_state=0).X
     >>> scorer = UnderservedUpliftScorer(EASE(l2=20.0, device="cpu"), q=0.2, metric="ndcg@20")
+    >>> model = EASEIPW(l2=20.0, beta=0.5, device="cpu").fit(X[:300])
+    >>> round(scorer(model, X[300:]), 3)  # NDCG@20 change on EASE's bottom 20 % of users
+    -0.014
+    >>> scorer.fitted_reference(model).train_matrix_.shape  # EASE fitted on model's data
+    (300, 60)
     """
 
-    def __init__(self, reference=None, *, q=0.2, metric="ndcg@100", statistic="relative",
-                 fold_in_fraction=0.8, random_state=0, selection_random_state=None):
+    def __init__(self, reference, *, q=0.2, metric="ndcg@100", statistic="relative",
+                 input_fraction=0.8, random_state=0, selection_random_state=None,
+                 fold_in_fraction="deprecated"):
+        if reference is None or not hasattr(reference, "fit"):
+            raise ValueError("UnderservedUpliftScorer needs an unfitted reference recommender, "
+                             "e.g. UnderservedUpliftScorer(EASE(l2=500.0)) with "
+                             f"'from skadvrec.linear import EASE'; got {reference!r}.")
         _check_qs(q)
         if statistic not in ("relative", "absolute"):
             raise ValueError(f"statistic must be 'relative' or 'absolute'; got {statistic!r}.")
@@ -163,9 +184,10 @@ class UnderservedUpliftScorer(_RoutedScorer):
         self.reference = reference
         self.q = q
         self.metric = metric
-        self.fold_in_fraction = fold_in_fraction
+        self.input_fraction = input_fraction
         self.random_state = random_state
         self.selection_random_state = selection_random_state
+        self.fold_in_fraction = fold_in_fraction
         self._cache = {}
 
     def fitted_reference(self, estimator):
@@ -179,11 +201,7 @@ class UnderservedUpliftScorer(_RoutedScorer):
                              "(held-out users); fit the models on a matrix.")
         key = _digest(train)
         if key not in self._cache:
-            if self.reference is None:
-                from ..linear import EASE
-                ref = EASE(l2=500.0)
-            else:
-                ref = clone(self.reference)
+            ref = clone(self.reference)
             if len(self._cache) >= 8:
                 self._cache.pop(next(iter(self._cache)))
             self._cache[key] = ref.fit(train)
@@ -193,7 +211,8 @@ class UnderservedUpliftScorer(_RoutedScorer):
         """The whole bottom-q curve (see :func:`underserved_uplift`)."""
         est, Xt = _unwrap(estimator, X)
         return underserved_uplift(est, self.fitted_reference(est), Xt, q=q, metric=self.metric,
-                                  fold_in_fraction=self.fold_in_fraction,
+                                  input_fraction=_input_fraction(self.input_fraction,
+                                                                 self.fold_in_fraction),
                                   random_state=self.random_state,
                                   selection_random_state=self.selection_random_state)
 

@@ -11,27 +11,27 @@ one attribute, Adv-MultVAE of Ganhör et al., SIGIR 2022): adversaries predict e
 attribute from the latent code behind a gradient-reversal layer, so that the encoder learns to
 hide the attributes while the adversaries learn to recover them.
 
-Training keeps the interaction matrix dense on the device when it is small (below
-``_dense_limit_bytes``, 1 GiB), draws mini-batches with a torch generator on the device and reads
-the losses back once per epoch, so a training step makes no host synchronisation.
+Both train in the package's one loop (:class:`~skadvrec.base.IterativeRecommender`): this module
+supplies the hooks that build the autoencoder (and the adversaries), make one update on a batch of
+training users and snapshot / restore the weights for early stopping.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-import time
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from sklearn.utils import check_random_state, check_scalar, metadata_routing
+from sklearn.utils import metadata_routing
 from sklearn.utils.class_weight import compute_class_weight
-from tqdm.auto import tqdm
 
+from .._params import (ITERATIVE_CONSTRAINTS, NON_NEGATIVE_INT, NON_NEGATIVE_REAL, POSITIVE_INT,
+                       POSITIVE_REAL, Integral, Interval, Real, StrOptions)
 from .._torch import adam_options, grad_reverse, make_generator
-from ..base import IterativeRecommender, _EarlyStopping, _finish_early_stopping
+from ..base import IterativeRecommender
 from ..metrics.leakage import resolve_attribute_types
 
 __all__ = ["MultVAE", "AdvXMultVAE"]
@@ -211,7 +211,7 @@ class MultVAE(IterativeRecommender):
         Hold out ``validation_fraction`` of the users (or use ``validation_data`` of ``fit``),
         evaluate ``validation_metric`` on their 80/20 fold-in split after each epoch, stop after
         ``n_iter_no_change`` epochs without improvement and keep the best epoch's weights (the
-        paper's model selection).
+        paper's model selection); the untrained model is a candidate too (epoch 0).
     n_iter_no_change : int, default=10
     validation_fraction : float, default=0.1
     validation_metric : str, default="ndcg@100"
@@ -233,7 +233,9 @@ class MultVAE(IterativeRecommender):
     history_ : list of dict
         Per epoch: ``loss`` (mean of nll + β·KL over the epoch's batches), ``nll``, ``kl``,
         ``beta`` (at the epoch's last update), ``seconds`` (training time, validation
-        excluded) and, with early stopping, ``val_<validation_metric>``.
+        excluded) and, with early stopping, ``val_<validation_metric>``. With early stopping
+        the first record, ``{"epoch": 0, "seconds": 0.0, "val_<validation_metric>": ...}``,
+        scores the model before training.
     n_iter_ : int
         Epochs run.
     best_epoch_ : int
@@ -267,7 +269,16 @@ class MultVAE(IterativeRecommender):
     # MultVAE ignores sensitive_features: keep it out of metadata routing.
     __metadata_request__fit = {"sensitive_features": metadata_routing.UNUSED}
 
-    # training data larger than this (dense, in bytes) is densified batch by batch instead
+    _parameter_constraints: dict = {
+        **ITERATIVE_CONSTRAINTS,
+        "hidden_dims": [tuple, list],  # of positive ints: checked in _check_params
+        "latent_dim": POSITIVE_INT,
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "beta_cap": NON_NEGATIVE_REAL,
+        "anneal_steps": NON_NEGATIVE_INT,
+        "learning_rate": POSITIVE_REAL,
+        "weight_decay": NON_NEGATIVE_REAL,
+    }
 
     def __init__(self, *, hidden_dims=(600,), latent_dim=200, dropout=0.5, beta_cap=0.2,
                  anneal_steps=200000, learning_rate=1e-3, weight_decay=0.0, batch_size=500,
@@ -294,20 +305,12 @@ class MultVAE(IterativeRecommender):
         self.verbose = verbose
 
     # -- validation ------------------------------------------------------------------------
-    def _check_params(self, n_items):
+    def _check_params(self, data):
+        super()._check_params(data)
         _check_dims(self.hidden_dims, "hidden_dims")
-        check_scalar(self.latent_dim, "latent_dim", numbers.Integral, min_val=1)
-        check_scalar(self.dropout, "dropout", numbers.Real, min_val=0, max_val=1,
-                     include_boundaries="left")
-        check_scalar(self.beta_cap, "beta_cap", numbers.Real, min_val=0)
-        check_scalar(self.anneal_steps, "anneal_steps", numbers.Integral, min_val=0)
-        check_scalar(self.learning_rate, "learning_rate", numbers.Real, min_val=0,
-                     include_boundaries="neither")
-        check_scalar(self.weight_decay, "weight_decay", numbers.Real, min_val=0)
-        self._check_early_stopping_params(n_items)
 
     # -- hooks for the adversarial subclass ----------------------------------------------------
-    def _prepare_sensitive(self, sensitive_features, n_users):
+    def _prepare_sensitive(self, sensitive_features):
         """Validate and encode the protected attributes (none for MultVAE)."""
         return None
 
@@ -320,92 +323,62 @@ class MultVAE(IterativeRecommender):
             return float(self.beta_cap)
         return min(float(self.beta_cap), step / self.anneal_steps)
 
-    # -- training ---------------------------------------------------------------------------
-    def _fit(self, X, sensitive_features=None):
-        n_users, n_items = X.shape
-        self._check_params(n_items)
-        prepared = self._prepare_sensitive(sensitive_features, n_users)
-        rng = check_random_state(self.random_state)
-        dev, dtype = self.device_, self._torch_dtype()
-        gen = make_generator(rng, dev)
-        vae = _VAE(n_items, _check_dims(self.hidden_dims, "hidden_dims"), int(self.latent_dim),
-                   self.dropout, gen, dev, dtype)
-        if self.early_stopping:
-            train_rows, v_in, v_out = self._validation_split(X, rng)
-            X_tr = X[train_rows] if len(train_rows) < n_users else X
-        else:
-            train_rows, X_tr = np.arange(n_users), X
-        adv, opt_adv = self._make_adversaries(prepared, train_rows, rng, dev, dtype)
-        m = X_tr.shape[0]
-        bs = min(self._batch(), m)
-        batch_rows = self._batch_source(X_tr, dev, dtype)
-        opt_kw = adam_options(dev)
-        opt = torch.optim.Adam(vae.parameters(), lr=self.learning_rate,
-                               weight_decay=self.weight_decay, **opt_kw)
-        n_adv = 0 if adv is None else len(adv.heads)
-        self.vae_ = vae
-        self.history_ = []
-        self.n_steps_ = 0
-        stopper = _EarlyStopping(self.n_iter_no_change) if self.early_stopping else None
+    # -- hooks of the training loop (IterativeRecommender._fit) --------------------------------
+    def _init_model(self, train, data, sensitive_features, rng, gen):
+        prepared = self._prepare_sensitive(sensitive_features)
+        dev, dtype, tr = self.device_, self._torch_dtype(), self._tr
+        tr.gen = gen  # initialisation, dropout masks and ε (the base draws batch orders from it)
+        tr.vae = _VAE(data.matrix.shape[1], tuple(self.hidden_dims), self.latent_dim,
+                      self.dropout, gen, dev, dtype)
+        tr.adv, tr.opt_adv = self._make_adversaries(prepared, self._train_rows, rng, dev, dtype)
+        tr.adv_keys = ([] if tr.adv is None else
+                       [f"adversary_loss_{a}" for a in self.attributes_])
+        tr.opt = torch.optim.Adam(tr.vae.parameters(), lr=self.learning_rate,
+                                  weight_decay=self.weight_decay, **adam_options(dev))
+        tr.rows = self._batch_source(train, dev, dtype)
+        return train.shape[0]
 
-        def snapshot():
-            return _state(vae), None if adv is None else _state(adv)
+    def _train_step(self, idx):
+        tr = self._tr
+        xb = tr.rows(idx)
+        mu, logvar = tr.vae.encode(xb, tr.gen)
+        eps = torch.randn(mu.shape, generator=tr.gen, device=mu.device, dtype=mu.dtype)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        nll = -(torch.log_softmax(tr.vae.decode(z), dim=1) * xb).sum(dim=1).mean()
+        kl = 0.5 * (torch.exp(logvar) + mu * mu - 1.0 - logvar).sum(dim=1).mean()
+        loss = nll + self._beta(self.n_steps_) * kl
+        out, total = {"loss": loss, "nll": nll, "kl": kl}, loss
+        tr.opt.zero_grad(set_to_none=True)
+        if tr.adv is not None:
+            adv_losses = tr.adv.losses(mu if tr.adv.on_mean else z, idx)
+            total = total + adv_losses.sum()
+            out.update(zip(tr.adv_keys, adv_losses.unbind()))
+            tr.opt_adv.zero_grad(set_to_none=True)
+        total.backward()
+        tr.opt.step()
+        if tr.adv is not None:
+            tr.opt_adv.step()
+        return out
 
-        epochs = tqdm(range(self.max_iter), disable=not self.verbose, desc=type(self).__name__)
-        for epoch in epochs:
-            t0 = time.perf_counter()
-            perm = torch.randperm(m, generator=gen, device=dev)
-            acc = torch.zeros(3 + n_adv, device=dev, dtype=dtype)
-            for start in range(0, m, bs):
-                idx = perm[start:start + bs]
-                xb = batch_rows(perm, start, start + bs)
-                beta = self._beta(self.n_steps_)
-                mu, logvar = vae.encode(xb, gen)
-                eps = torch.randn(mu.shape, generator=gen, device=dev, dtype=dtype)
-                z = mu + torch.exp(0.5 * logvar) * eps
-                logits = vae.decode(z)
-                nll = -(torch.log_softmax(logits, dim=1) * xb).sum(dim=1).mean()
-                kl = 0.5 * (torch.exp(logvar) + mu * mu - 1.0 - logvar).sum(dim=1).mean()
-                loss = nll + beta * kl
-                parts = [loss, nll, kl]
-                total = loss
-                opt.zero_grad(set_to_none=True)
-                if adv is not None:
-                    adv_losses = adv.losses(mu if adv.on_mean else z, idx)
-                    total = total + adv_losses.sum()
-                    parts.append(adv_losses)
-                    opt_adv.zero_grad(set_to_none=True)
-                total.backward()
-                opt.step()
-                if adv is not None:
-                    opt_adv.step()
-                with torch.no_grad():
-                    acc += torch.cat([p.reshape(-1) for p in parts]) * xb.shape[0]
-                self.n_steps_ += 1
-            vals = (acc / m).tolist()  # the epoch's one read-back
-            record = {"epoch": epoch + 1, "loss": vals[0], "nll": vals[1], "kl": vals[2],
-                      "beta": self._beta(self.n_steps_ - 1)}
-            for attr, v in zip(getattr(self, "attributes_", []), vals[3:]):
-                record[f"adversary_loss_{attr}"] = v
-            record["seconds"] = time.perf_counter() - t0
-            stop = False
-            if stopper is not None:
-                score = self._validation_score(v_in, v_out)
-                record[f"val_{self.validation_metric}"] = score
-                stop = stopper.update(score, epoch + 1, snapshot)
-            self.history_.append(record)
-            if stop:
-                break
-        best = _finish_early_stopping(self, stopper)
-        if best is not None:
-            vae.load_state_dict(best[0])
-            if adv is not None:
-                adv.load_state_dict(best[1])
-        self.vae_ = vae.requires_grad_(False)
-        if adv is not None:
-            self.adversaries_ = adv.heads.requires_grad_(False)
-        self.n_iter_ = len(self.history_)
-        return self
+    def _end_epoch(self, record):
+        record["beta"] = self._beta(self.n_steps_ - 1)  # at the epoch's last update
+
+    def _prepare_validation(self):
+        self.vae_ = self._tr.vae
+
+    def _snapshot(self):
+        tr = self._tr
+        return _state(tr.vae), None if tr.adv is None else _state(tr.adv)
+
+    def _restore(self, state):
+        self._tr.vae.load_state_dict(state[0])
+        if self._tr.adv is not None:
+            self._tr.adv.load_state_dict(state[1])
+
+    def _finish_fit(self):
+        self.vae_ = self._tr.vae.requires_grad_(False)
+        if self._tr.adv is not None:
+            self.adversaries_ = self._tr.adv.heads.requires_grad_(False)
 
     def _scores_from_rows(self, X_rows):
         return self.vae_.decode(self.vae_.encode(X_rows)[0])
@@ -533,6 +506,19 @@ dtype, device, rating_threshold, random_state, verbose
     # with set_fit_request(sensitive_features=True) (sklearn's default for consumers).
     __metadata_request__fit = {"sensitive_features": None}
 
+    _parameter_constraints: dict = {
+        **MultVAE._parameter_constraints,
+        "attributes": [str, Integral, "array-like", None],
+        "grad_scale": [Interval(Real, 0, None, closed="left"), dict],  # dict: _grad_scales
+        "attribute_types": [dict, None],
+        "adversary_hidden": [tuple, list],
+        "adversary_dropout": [Interval(Real, 0, 1, closed="left")],
+        "n_heads": POSITIVE_INT,
+        "class_weight": [StrOptions({"balanced"}), None],
+        "adversary_learning_rate": [Interval(Real, 0, None, closed="neither"), None],
+        "adversary_input": [StrOptions({"sample", "mean"})],
+    }
+
     def __init__(self, *, attributes=None, grad_scale=1.0, attribute_types=None,
                  adversary_hidden=(5,), adversary_dropout=0.3, n_heads=1,
                  class_weight="balanced", adversary_learning_rate=None,
@@ -583,20 +569,9 @@ dtype, device, rating_threshold, random_state, verbose
         return super().fit(X, y, sensitive_features=sensitive_features,
                            validation_data=validation_data)
 
-    def _check_adversary_params(self):
+    def _check_params(self, data):
+        super()._check_params(data)
         _check_dims(self.adversary_hidden, "adversary_hidden")
-        check_scalar(self.adversary_dropout, "adversary_dropout", numbers.Real, min_val=0,
-                     max_val=1, include_boundaries="left")
-        check_scalar(self.n_heads, "n_heads", numbers.Integral, min_val=1)
-        if self.class_weight not in ("balanced", None):
-            raise ValueError(f"class_weight must be 'balanced' or None; got "
-                             f"{self.class_weight!r}.")
-        if self.adversary_input not in ("sample", "mean"):
-            raise ValueError(f"adversary_input must be 'sample' (the sampled latent code z) or "
-                             f"'mean' (the latent mean μ); got {self.adversary_input!r}.")
-        if self.adversary_learning_rate is not None:
-            check_scalar(self.adversary_learning_rate, "adversary_learning_rate", numbers.Real,
-                         min_val=0, include_boundaries="neither")
 
     def _grad_scales(self, attrs):
         if isinstance(self.grad_scale, dict):
@@ -616,7 +591,7 @@ dtype, device, rating_threshold, random_state, verbose
                                  f"{lam!r}.")
         return {a: float(v) for a, v in scales.items()}
 
-    def _prepare_sensitive(self, sensitive_features, n_users):
+    def _prepare_sensitive(self, sensitive_features):
         if sensitive_features is None:
             raise ValueError(
                 f"{type(self).__name__} needs the protected attributes: call fit(X, "
@@ -624,7 +599,6 @@ dtype, device, rating_threshold, random_state, verbose
                 "one row per row of X. In GridSearchCV or a Pipeline with "
                 "sklearn.set_config(enable_metadata_routing=True), also call "
                 "model.set_fit_request(sensitive_features=True).")
-        self._check_adversary_params()
         S = sensitive_features
         attrs, types = resolve_attribute_types(S, self.attributes, self.attribute_types)
         scales = self._grad_scales(attrs)
