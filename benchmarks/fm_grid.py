@@ -9,6 +9,7 @@ then scored on the test rows. The trade-off (validation AUC against group std) i
 benchmarks/figures/fm_tradeoff.png.
 
     nice python benchmarks/fm_grid.py --out results/fm_grid.json
+    python benchmarks/fm_grid.py --plot-only results/fm_grid.json   # redraw from the saved grid
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def plot(res, best, fm_point, path):
     ax.set_xlabel("std of AUC across the 6 frequency bins (validation, lower is fairer)")
     ax.set_ylabel("AUC (validation rows)")
     ax.set_title("AAFM on ML-100K: eps / adversarial weight grid")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150)
@@ -103,4 +104,15 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="results/fm_grid.json")
     p.add_argument("--figure", default="benchmarks/figures/fm_tradeoff.png")
-    main(p.parse_args())
+    p.add_argument("--plot-only", default=None, help="a saved --out file to redraw")
+    a = p.parse_args()
+    if a.plot_only:
+        saved = json.loads(Path(a.plot_only).read_text())
+        grid = pd.DataFrame(saved["grid"])
+        chosen = saved["chosen"]
+        best = int(np.flatnonzero((grid["param_eps"] == chosen["eps"])
+                                  & (grid["param_adv_weight"] == chosen["adv_weight"]))[0])
+        fm = saved["fm_validation"]
+        plot(grid, best, (fm["auc"], fm["freq_std"]), a.figure)
+    else:
+        main(a)

@@ -33,7 +33,8 @@ import math
 import platform
 import time
 import warnings
-from dataclasses import dataclass, field, fields as dc_fields
+from dataclasses import dataclass, field
+from dataclasses import fields as dc_fields
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -266,14 +267,14 @@ def _leakage(est, X_te, S_te, X_tr, S_tr, attribute, seed):
     return float(table["balanced_accuracy"].iloc[0])
 
 
-def _quiet(fn, notes, what):
+def _quiet(notes, what, fn, *args, **kwargs):
     """Run ``fn`` with warnings caught; a ConvergenceWarning (a collapsed or diverging fit)
     becomes a note of the run, the other warnings are dropped."""
     from sklearn.exceptions import ConvergenceWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = fn()
+        result = fn(*args, **kwargs)
     for w in caught:
         text = f"{what}: {w.category.__name__}: {str(w.message)[:120]}"
         if issubclass(w.category, ConvergenceWarning) and text not in notes:
@@ -332,9 +333,9 @@ def _seed_runs(cfg, data, seed, names, bar):
         try:
             est = spec.build(cfg.dataset, **kw)
             t0 = time.perf_counter()
-            _quiet(lambda: _fit(est, X_tr, S_tr, spec), notes, "fit")
+            _quiet(notes, "fit", _fit, est, X_tr, S_tr, spec)
             row["fit_s"] = time.perf_counter() - t0
-            vals, rows = _quiet(lambda: est.evaluate(X_te, [ndcg, recall]), notes, "evaluate")
+            vals, rows = _quiet(notes, "evaluate", est.evaluate, X_te, [ndcg, recall])
         except Exception as exc:
             out.append({**base, "error": _short(exc)})
             bar.update(1)
@@ -364,7 +365,7 @@ def _seed_runs(cfg, data, seed, names, bar):
             for kind, (attack, Xp, Sp) in poisoned.items():
                 try:
                     est_p = spec.build(cfg.dataset, **kw)
-                    _quiet(lambda: _fit(est_p, Xp, Sp, spec), notes, f"fit under {kind} attack")
+                    _quiet(notes, f"fit under {kind} attack", _fit, est_p, Xp, Sp, spec)
                     row[f"t-hr@50 {kind}"] = float(target_hit_ratio(
                         est_p, X_te, attack.target_items_, k=min(50, X.shape[1])))
                 except Exception as exc:
@@ -424,7 +425,7 @@ def run_benchmark(cfg, *, progress=True):
     info = {
         "description": data["description"], "attribute": data["attribute"],
         "protected": data["protected"], "n_users": X.shape[0], "n_items": X.shape[1],
-        "n_interactions": int(X.nnz), "n_test": int(round(cfg.test_size * X.shape[0]))
+        "n_interactions": int(X.nnz), "n_test": round(cfg.test_size * X.shape[0])
         if cfg.test_size < 1 else int(cfg.test_size),
         "device": str(resolve_device(cfg.device)), "torch": torch.__version__,
         "sklearn": sklearn.__version__, "python": platform.python_version(),
@@ -513,6 +514,9 @@ def format_table(summary, cfg, *, markdown=True):
 def legend(cfg, info):
     """What the columns mean, for the printed table and results.md."""
     attr = info["attribute"]
+    nf = cfg.n_fake_users
+    fake = (f"fake users ({nf:.0%} of the training users)" if nf < 1
+            else f"{int(nf)} fake users")
     leak = (f"leakage BAcc = balanced accuracy of a logistic-regression attacker predicting "
             f"{attr!r} from transform(X) of held-out users (trained on training users; 0.5 = "
             "chance for two groups)") if info["protected"] else (
@@ -526,7 +530,7 @@ def legend(cfg, info):
         f"against an EASE reference on the held-out users in EASE's bottom {cfg.q:.0%}, "
         "selected on an independent fold-in split (no regression-to-the-mean bias)",
         f"T-HR@50 <attack> = share of held-out users with a target item in their top 50 after "
-        f"{cfg.n_fake_users:g} x n_users fake users promoted {cfg.n_targets} unpopular items "
+        f"{fake} promoted {cfg.n_targets} unpopular items "
         "(fitted again on the poisoned training users)",
         "↑ higher is better, ↓ lower is better; mean ± std over seeds",
     ])
@@ -599,7 +603,8 @@ def write_outputs(out, runs, summary, cfg, info):
         if col in table.columns and table[[acc, col]].notna().all(axis=1).sum() >= 1:
             sub = table[[acc, col]].dropna()
             ax = plot_tradeoff(sub, acc, col, maximize=(True, False))
-            ax.set_title(f"{cfg.dataset}: accuracy vs {col} (Pareto front in red)")
+            ax.set_title(f"{cfg.dataset}: accuracy vs {col} (Pareto front in red)",
+                         fontsize=10)
             ax.figure.tight_layout()
             ax.figure.savefig(out / fname, dpi=120)
             plt.close(ax.figure)
@@ -610,7 +615,8 @@ def write_outputs(out, runs, summary, cfg, info):
         if len(wide):
             wide.index.name, wide.columns.name = "model", "attack"
             ax = plot_attack_heatmap(wide, value="T-HR@50")
-            ax.set_title(f"{cfg.dataset}: T-HR@50 of the targets (lower is more robust)")
+            ax.set_title(f"{cfg.dataset}: T-HR@50 of the targets\n(lower is more robust)",
+                         fontsize=10)
             ax.figure.tight_layout()
             ax.figure.savefig(out / "robustness.png", dpi=120)
             plt.close(ax.figure)

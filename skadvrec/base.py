@@ -20,7 +20,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils import TransformerTags, check_random_state
-from tqdm.auto import tqdm
+from tqdm import tqdm
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._data import (ITEM, LABEL, RATING, TABLE_HELP, TIMESTAMP, USER, InteractionData,
@@ -381,7 +381,9 @@ class BaseRecommender(BaseEstimator):
         X : sparse matrix or DataFrame
             Held-out data.
         metrics : str or sequence of str, default=("ndcg@100",)
-            Metric names: ``"ndcg@k"``, ``"recall@k"``, ``"hitrate@k"``, ``"auc"``.
+            Metric names: ``"ndcg@k"``, ``"recall@k"`` (hits / min(k, |targets|)),
+            ``"recall_all@k"`` (hits / |targets|, the LightGCN / RecBole Recall),
+            ``"hitrate@k"``, ``"auc"``.
         targets : sparse matrix of shape X.shape, default=None
             Matrix form only: explicit held-out items per row. Then X is used whole as the
             input (and masked) and no fold-in split is made, as in the LightGCN train/test

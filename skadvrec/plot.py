@@ -85,7 +85,7 @@ def _results_frame(results):
     if hasattr(results, "cv_results_"):
         results = results.cv_results_
     if isinstance(results, pd.DataFrame):
-        return results.reset_index(drop=False) if results.index.name else results
+        return results
     if isinstance(results, dict):
         return pd.DataFrame({k: (list(v) if np.ndim(v) else v) for k, v in results.items()})
     raise TypeError("results must be a GridSearchCV (or its cv_results_ dict) or a DataFrame; "
@@ -110,6 +110,8 @@ def _point_labels(frame, label):
         return [str(i) for i in frame.index]
     if callable(label):
         return [str(label(row)) for _, row in frame.iterrows()]
+    if label not in frame.columns and label == frame.index.name:
+        return [str(v) for v in frame.index]
     return [str(v) for v in frame[label]]
 
 
@@ -338,7 +340,7 @@ def plot_attack_heatmap(table, *, index="model", columns="attack", value="t-hr@5
     else:
         wide = table
     wide = wide.astype(float)
-    ax = _axes(ax, figsize=(1.6 + 1.3 * wide.shape[1], 1.2 + 0.5 * wide.shape[0]))
+    ax = _axes(ax, figsize=(max(5.0, 2.6 + 1.3 * wide.shape[1]), 1.4 + 0.4 * wide.shape[0]))
     data = wide.to_numpy()
     im = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, aspect="auto")
     ax.figure.colorbar(im, ax=ax, label=value)

@@ -8,8 +8,13 @@ matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from skadvrec.plot import (pareto_front, plot_attack_heatmap, plot_group_metrics,  # noqa: E402
-                           plot_tradeoff, plot_uplift_curve)
+from skadvrec.plot import (  # noqa: E402
+    pareto_front,
+    plot_attack_heatmap,
+    plot_group_metrics,
+    plot_tradeoff,
+    plot_uplift_curve,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -97,7 +102,7 @@ def test_attack_heatmap_from_long_table_averages_seeds():
 
 
 def test_plots_draw_on_a_given_axes_and_save(tmp_path):
-    fig, axes = plt.subplots(1, 2)
+    _, axes = plt.subplots(1, 2)
     table = pd.DataFrame({"a": [1.0, 2.0], "b": [2.0, 1.0]})
     assert plot_tradeoff(table, "a", "b", ax=axes[1]) is axes[1]
     axes[1].figure.savefig(tmp_path / "t.png")

@@ -32,7 +32,7 @@ from .._params import (ITERATIVE_CONSTRAINTS, NON_NEGATIVE_INT, NON_NEGATIVE_REA
                        POSITIVE_REAL, Integral, Interval, Real, StrOptions)
 from .._torch import adam_options, grad_reverse, make_generator
 from ..base import IterativeRecommender
-from ..metrics.leakage import resolve_attribute_types
+from .._sensitive import resolve_attribute_types
 
 __all__ = ["MultVAE", "AdvXMultVAE"]
 
