@@ -70,6 +70,18 @@ def first_item_split(X):
     return X[~test].reset_index(drop=True), X[test].reset_index(drop=True)
 
 
+def popularity_auc(train, test):
+    """Test AUC of three model-free scores: the item's number of training clicks, the item's
+    share of clicks among its training ratings, the user's share of clicks."""
+    y = (test["rating"] >= 4).to_numpy()
+    clicks = train.assign(c=train["rating"] >= 4)
+    item = clicks.groupby("item")["c"]
+    user = clicks.groupby("user")["c"]
+    return {"item clicks": roc_auc_score(y, test["item"].map(item.sum()).fillna(0)),
+            "item click rate": roc_auc_score(y, test["item"].map(item.mean()).fillna(0.5)),
+            "user click rate": roc_auc_score(y, test["user"].map(user.mean()).fillna(0.5))}
+
+
 def group_metrics(model, test, fields=FIELDS, min_rows=10):
     out = {"auc": float(model.score(test))}
     for by in [*fields, "frequency"]:
@@ -102,6 +114,10 @@ def run(args):
     print(f"# ML-{args.dataset}: {len(train)} training rows, {len(test)} test rows "
           f"({(test['rating'] >= 4).mean():.3f} positive); torch threads 1; "
           f"{platform.processor() or platform.machine()}")
+    print("# popularity baselines, test AUC: " + ", ".join(
+        f"{k} {v:.4f}" for k, v in popularity_auc(train, test).items()), flush=True)
+    if args.baselines_only:
+        return
     models = ABLATION if args.ablation else MODELS
     if args.models:
         models = {k: v for k, v in {**MODELS, **ABLATION}.items() if k in args.models}
@@ -173,6 +189,8 @@ if __name__ == "__main__":
     p.add_argument("--models", nargs="+", default=None)
     p.add_argument("--out", default="results/fm_ml100k.jsonl")
     p.add_argument("--report", nargs="+", default=None)
+    p.add_argument("--baselines-only", action="store_true",
+                   help="print the popularity baselines and stop")
     a = p.parse_args()
     if a.report:
         report(a.report)

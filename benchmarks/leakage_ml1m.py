@@ -159,7 +159,7 @@ def main():
                       "gender AUC": ms("gender_auc", ".3f"), "age MAE": ms("age_mae", ".2f"),
                       "age MAE median baseline": ms("age_mae_baseline", ".2f"),
                       "age-group BAcc": ms("age_group_bacc", ".3f")})
-    print(f"\n## Test users, mean ± std over seeds (CI: mean of the per-seed bounds)")
+    print("\n## Test users, mean ± std over seeds (CI: mean of the per-seed bounds)")
     print_table(table, list(table[0].keys()))
 
 
