@@ -132,13 +132,13 @@ def _split_features(table, n_users, n_items):
     cols = [c for c in table.columns if c not in _RESERVED
             and c not in ("user_code", "item_code", "positive")]
     user_side, item_side = [], []
+    # code -1 gathers every user (item) without a positive row: not one user, so left out
+    users, items = table[table["user_code"] >= 0], table[table["item_code"] >= 0]
     for c in cols:
-        col = table[c]
-        if (table.groupby("user_code", sort=False)[c].nunique(dropna=False) <= 1).all():
+        if (users.groupby("user_code", sort=False)[c].nunique(dropna=False) <= 1).all():
             user_side.append(c)
-        elif (table.groupby("item_code", sort=False)[c].nunique(dropna=False) <= 1).all():
+        elif (items.groupby("item_code", sort=False)[c].nunique(dropna=False) <= 1).all():
             item_side.append(c)
-        del col
     return (_side_frame(table, user_side, "user_code", n_users),
             _side_frame(table, item_side, "item_code", n_items))
 

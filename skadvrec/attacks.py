@@ -49,6 +49,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._data import ITEM, LABEL, RATING, TIMESTAMP, USER, check_interactions, item_columns
+from ._params import (Integral, Interval, Real, validate_parameter_constraints)
 from .base import interaction_input_tags
 
 __all__ = ["RandomAttack", "BandwagonAttack", "PopularAttack", "select_target_items"]
@@ -231,6 +232,17 @@ class _BaseAttack(TransformerMixin, BaseEstimator):
 
     _uses_pool = False
     _all_from_pool = False
+    # types here; the ranges (with messages that explain the two forms of n_fake_users and
+    # popular_pool) are checked by _check_params
+    _parameter_constraints = {
+        "target_items": ["array-like", None],
+        "n_targets": [Integral],
+        "n_fake_users": [Real],
+        "n_filler_items": [Integral, None],
+        "popular_fraction": [Interval(Real, 0, 1, closed="both")],
+        "popular_pool": [Real],
+        "random_state": ["random_state"],
+    }
 
     def _draw_fillers(self, rng, n_fillers, non_targets, pool):
         raise NotImplementedError  # pragma: no cover - abstract
@@ -266,6 +278,8 @@ class _BaseAttack(TransformerMixin, BaseEstimator):
             The fitted attack.
         """
         self._check_params()
+        validate_parameter_constraints(self._parameter_constraints, self.get_params(deep=False),
+                                       caller_name=type(self).__name__)
         self.__dict__.pop("fake_users_", None)  # set again by fit_transform
         m, item_ids, is_table = _interactions(self._validate_matrix(X, reset=True))
         n_users, n_items = m.shape

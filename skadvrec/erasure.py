@@ -12,6 +12,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._params import validate_parameter_constraints
 from ._sensitive import as_frame, resolve_attribute_types
 
 __all__ = ["LinearErasure"]
@@ -98,6 +99,11 @@ class LinearErasure(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     (300, 40)
     """
 
+    _parameter_constraints = {
+        "attributes": [str, list, tuple, None],
+        "attribute_types": [dict, None],
+    }
+
     def __init__(self, attributes=None, attribute_types=None):
         self.attributes = attributes
         self.attribute_types = attribute_types
@@ -145,6 +151,8 @@ class LinearErasure(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         -------
         self : object
         """
+        validate_parameter_constraints(self._parameter_constraints, self.get_params(deep=False),
+                                       caller_name=type(self).__name__)
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
         if y is None:
             raise ValueError("LinearErasure requires y to be passed, but the target y is None: "

@@ -43,6 +43,14 @@ def test_interaction_data_keeps_features_and_sequences():
     assert list(data.item_features.columns) == ["genres"]
     assert data.item_features["genres"].tolist() == [("a",), ("b", "c"), ("c",)]
     assert "hour" in data.table.columns and "hour" not in data.feature_columns
+    # items or users with no positive row (code -1) do not make a side's column look varying
+    neg = pd.concat([df, pd.DataFrame({"user": ["u4", "u5"], "item": [40, 50],
+                                       "rating": [1, 2], "timestamp": [1, 1],
+                                       "gender": ["M", "F"], "genres": [["a"], ["b"]],
+                                       "hour": [7, 8]})], ignore_index=True)
+    d2, _ = check_interactions(neg, rating_threshold=4, keep_table=True)
+    assert list(d2.user_features.columns) == ["gender"]
+    assert list(d2.item_features.columns) == ["genres"]
     indptr, seq = data.sequences  # positives by time: u1 = 10 (t3), 30 (t5); u2 = 30, 10
     per_user = [items[seq[indptr[u]:indptr[u + 1]]].tolist() for u in range(3)]
     assert per_user == [[10, 30], [30, 10], [20]]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from skadvrec import cli
-from skadvrec._benchmark import DATASETS, MODELS, BenchmarkConfig, ModelSpec, run_benchmark
+from skadvrec.cli._protocol import DATASETS, MODELS, BenchmarkConfig, ModelSpec, run_benchmark
 from skadvrec.base import BaseRecommender
 
 SMALL = ["--n-users", "300", "--n-items", "80", "--no-progress"]
@@ -35,7 +35,7 @@ def test_registry_holds_every_recommender_of_the_package():
             if isinstance(obj, type) and issubclass(obj, BaseRecommender) and obj not in (
                     registered):
                 missing.append(f"skadvrec.{family}.{name}")
-    assert not missing, f"add a ModelSpec line to skadvrec/_benchmark.py for {missing}"
+    assert not missing, f"add a ModelSpec line to skadvrec/cli/_protocol.py for {missing}"
 
 
 @pytest.mark.parametrize("dataset", DATASETS)

@@ -3,7 +3,7 @@
 ``skadvrec benchmark`` runs every estimator of the package side by side on one dataset and
 prints one table of accuracy, fairness and robustness columns; with no command it runs with
 its defaults (embedded synthetic data, offline, CPU or GPU). ``skadvrec models`` lists the
-estimators. The benchmark's protocol is in :mod:`skadvrec._benchmark`.
+estimators. The benchmark's protocol is in :mod:`skadvrec.cli._protocol`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import re
 import sys
 from pathlib import Path
 
-from . import __version__
-from ._benchmark import ATTACKS, DATASETS, MODELS, BenchmarkConfig
+from .. import __version__
+from ._protocol import ATTACKS, DATASETS, MODELS, BenchmarkConfig
 
 _DESCRIPTION = """\
 skadvrec: scikit-learn-compatible adversarially trained recommenders.
@@ -278,12 +278,12 @@ def _list_models():
 
 
 def _benchmark(cfg, args, bench):
-    from ._benchmark import format_table, legend, run_benchmark, summarize, write_outputs
+    from ._protocol import format_table, legend, run_benchmark, summarize, write_outputs
 
     try:
         runs, info = run_benchmark(cfg, progress=not args.no_progress)
     except FileNotFoundError as exc:
-        from .datasets import get_data_home
+        from ..datasets import get_data_home
 
         bench.error(f"--dataset {cfg.dataset}: not found under {get_data_home(cfg.data_home)} "
                     f"(from {'--data-home' if cfg.data_home else '$SKADVREC_DATA or the default'}"

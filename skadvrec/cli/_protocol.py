@@ -201,7 +201,7 @@ def load_dataset(name="synthetic", *, data_home=None, download=False, n_users=20
     attribute, so leakage is not measured) and ``description``.
     """
     if name == "synthetic":
-        from .datasets import make_interactions
+        from ..datasets import make_interactions
 
         d = make_interactions(n_users=n_users, n_items=n_items, density=0.04,
                               group_weights=[0.7, 0.3], attribute_signal=attribute_signal,
@@ -211,8 +211,8 @@ def load_dataset(name="synthetic", *, data_home=None, download=False, n_users=20
                 f"{attribute_signal:g}, random_state={random_state})")
         return dict(X=d.X, S=S, attribute="group", protected=True, description=desc)
     if name in ("ml-100k", "ml-1m"):
-        from .datasets import load_movielens
-        from .preprocessing import filter_interactions, to_user_item_matrix
+        from ..datasets import load_movielens
+        from ..preprocessing import filter_interactions, to_user_item_matrix
 
         ml = load_movielens(name[3:], data_home=data_home, download=download)
         liked = filter_interactions(ml.interactions, min_rating=4, min_user_interactions=5)
@@ -222,7 +222,7 @@ def load_dataset(name="synthetic", *, data_home=None, download=False, n_users=20
         desc = f"MovieLens {name[3:].upper()} (ratings >= 4, users with >= 5 positives)"
         return dict(X=X, S=S, attribute="gender", protected=True, description=desc)
     if name == "gowalla":
-        from .datasets import load_lightgcn_split
+        from ..datasets import load_lightgcn_split
 
         g = load_lightgcn_split("gowalla", data_home=data_home, download=download)
         X = (g.train + g.test).tocsr()
@@ -238,7 +238,7 @@ def load_dataset(name="synthetic", *, data_home=None, download=False, n_users=20
 
 
 def _make_attack(kind, cfg, seed):
-    from .attacks import BandwagonAttack, PopularAttack, RandomAttack
+    from ..attacks import BandwagonAttack, PopularAttack, RandomAttack
 
     cls = {"random": RandomAttack, "bandwagon": BandwagonAttack, "popular": PopularAttack}[kind]
     return cls(n_targets=cfg.n_targets, n_fake_users=cfg.n_fake_users, random_state=seed)
@@ -255,7 +255,7 @@ def _fit(est, X, S, spec):
 def _leakage(est, X_te, S_te, X_tr, S_tr, attribute, seed):
     from sklearn.linear_model import LogisticRegression
 
-    from .metrics import attribute_leakage
+    from ..metrics import attribute_leakage
 
     rng = np.random.RandomState(seed)
     sub = np.sort(rng.permutation(X_tr.shape[0])[:2000])
@@ -289,9 +289,9 @@ def _short(exc):
 
 def _seed_runs(cfg, data, seed, names, bar):
     """All models of one seed; returns one dict per model."""
-    from .linear import EASE
-    from .metrics import target_hit_ratio, underserved_uplift
-    from .model_selection import UserHoldout
+    from ..linear import EASE
+    from ..metrics import target_hit_ratio, underserved_uplift
+    from ..model_selection import UserHoldout
 
     X, S, attr = data["X"], data["S"], data["attribute"]
     tr, te = next(UserHoldout(test_size=cfg.test_size, random_state=seed).split(X))
@@ -398,7 +398,7 @@ def run_benchmark(cfg, *, progress=True):
     import torch
     from tqdm.auto import tqdm
 
-    from ._torch import resolve_device
+    from .._torch import resolve_device
 
     names = cfg.model_names()
     unknown = [n for n in names if n not in MODELS]
@@ -595,7 +595,7 @@ def write_outputs(out, runs, summary, cfg, info):
         import matplotlib.pyplot as plt
     except ImportError:
         return written
-    from .plot import plot_attack_heatmap, plot_tradeoff
+    from ..plot import plot_attack_heatmap, plot_tradeoff
 
     acc = f"ndcg@{cfg.k}"
     table = summary.set_index("model")
