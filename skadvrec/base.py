@@ -26,6 +26,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._data import (ITEM, LABEL, RATING, TABLE_HELP, TIMESTAMP, USER, InteractionData,
                     check_interactions, check_table)
 from ._params import validate_parameter_constraints
+from ._sensitive import as_frame
 from ._torch import (csr_row_coords, dense_rows, iter_row_batches, make_generator,
                      resolve_device, resolve_dtype)
 from .metrics.ranking import (_as_specs, _check_k, _mask_value, _metrics_on_batch, parse_metric,
@@ -43,15 +44,7 @@ def _per_user_frame(S, data: InteractionData, n_input_rows):
     """Align ``sensitive_features`` with the rows of ``data.matrix`` (one row per user)."""
     if S is None:
         return None
-    if isinstance(S, pd.Series):
-        S = S.to_frame()
-    elif not isinstance(S, pd.DataFrame):
-        arr = np.asarray(S)
-        if arr.ndim == 1:
-            arr = arr[:, None]
-        if arr.ndim != 2:
-            raise ValueError(f"sensitive_features must be 1-D or 2-D; got shape {arr.shape}.")
-        S = pd.DataFrame(arr, columns=[f"attr{j}" for j in range(arr.shape[1])])
+    S = as_frame(S)
     if len(S) != n_input_rows:
         raise ValueError(
             f"sensitive_features has {len(S)} rows but X has {n_input_rows}; pass one row per "
