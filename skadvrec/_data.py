@@ -15,12 +15,13 @@ dropped. This module sits at the bottom of the package: it imports no estimator.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+from ._warnings import warn
 
 __all__ = ["InteractionData", "check_interactions", "check_table", "USER", "ITEM", "RATING",
            "TIMESTAMP", "LABEL"]
@@ -238,9 +239,9 @@ def _check_table_input(X, item_ids, rating_threshold, keep_table):
         item_codes = np.clip(np.searchsorted(item_ids, items_all[pos]), 0, len(item_ids) - 1)
         known = item_ids[item_codes] == items_all[pos]
         if not known.all():
-            warnings.warn(
+            warn(
                 f"{int((~known).sum())} interaction(s) name items unseen in fit; they cannot "
-                "be ranked and are ignored.", UserWarning, stacklevel=4)
+                "be ranked and are ignored.", UserWarning)
     m = sp.csr_matrix(
         (np.ones(int(known.sum()), dtype=np.float32), (user_codes[known], item_codes[known])),
         shape=(len(users), len(item_ids)))

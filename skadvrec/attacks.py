@@ -338,8 +338,11 @@ class _BaseAttack(TransformerMixin, BaseEstimator):
                                  f"with {self.n_features_in_} columns, not a DataFrame.")
             return X
         if not reset and self.input_form_ == "table":
+            if (isinstance(X, (list, tuple, pd.Series, pd.Index))
+                    or (isinstance(X, np.ndarray) and X.ndim == 1)):
+                return X  # user ids, as the table form's recommend / predict take them
             raise ValueError("this attack was fitted on an interaction table; pass a DataFrame "
-                             "with 'user' and 'item' columns.")
+                             "with 'user' and 'item' columns (or a list of user ids).")
         return validate_data(self, X, accept_sparse=("csr", "csc", "coo"), dtype="numeric",
                              ensure_non_negative=True, reset=reset)
 
@@ -348,9 +351,10 @@ class _BaseAttack(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : sparse matrix, ndarray or DataFrame
+        X : sparse matrix, ndarray or DataFrame, or list of user ids
             Data in the form the attack was fitted on (checked, for a matrix, to have as many
-            columns as in fit).
+            columns as in fit). After a fit on a table, a 1-d list / array of user ids (what a
+            table-form recommender's ``recommend`` takes) passes through too.
 
         Returns
         -------

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import numbers
 import time
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -29,6 +28,7 @@ from ._params import validate_parameter_constraints
 from ._sensitive import as_frame
 from ._torch import (csr_row_coords, dense_rows, iter_row_batches, make_generator,
                      resolve_device, resolve_dtype)
+from ._warnings import warn
 from .metrics.ranking import (_as_specs, _check_k, _mask_value, _metrics_on_batch, parse_metric,
                               topk_ranking)
 from .model_selection import fold_in_split
@@ -162,8 +162,8 @@ class BaseRecommender(BaseEstimator):
             return
         dev = self.device_
         if dev.type == "cuda" and not torch.cuda.is_available():
-            warnings.warn("the model was fitted on CUDA, which is not available here; using the "
-                          "CPU.", UserWarning, stacklevel=4)
+            warn("the model was fitted on CUDA, which is not available here; using the "
+                          "CPU.", UserWarning)
             dev = torch.device("cpu")
         for key, val in list(self.__dict__.items()):
             if isinstance(val, (torch.Tensor, torch.nn.Module)) and key.endswith("_"):
@@ -396,9 +396,9 @@ class BaseRecommender(BaseEstimator):
             align with ``sensitive_features``.
         """
         if not (isinstance(fold_in_fraction, str) and fold_in_fraction == "deprecated"):
-            warnings.warn("fold_in_fraction was renamed input_fraction (the share of each row "
+            warn("fold_in_fraction was renamed input_fraction (the share of each row "
                           "used as the model's input) and will be removed; pass "
-                          "input_fraction instead.", FutureWarning, stacklevel=2)
+                          "input_fraction instead.", FutureWarning)
             input_fraction = fold_in_fraction
         specs = _as_specs(metrics)
         check_is_fitted(self, "n_items_")
@@ -414,8 +414,8 @@ class BaseRecommender(BaseEstimator):
             if not known.any():
                 raise ValueError("none of the users in X was seen in fit; nothing to evaluate.")
             if not known.all():
-                warnings.warn(f"{int((~known).sum())} user(s) in X were not seen in fit and are "
-                              "skipped.", UserWarning, stacklevel=2)
+                warn(f"{int((~known).sum())} user(s) in X were not seen in fit and are "
+                              "skipped.", UserWarning)
             targets = data.matrix[np.flatnonzero(known)]
             rows_out, inputs, user_idx = data.first_row[known], None, idx[known]
             seen = self.train_matrix_[user_idx]
@@ -771,11 +771,11 @@ class IterativeRecommender(BaseRecommender):
             done = sum(1 for h in self.history_ if h["epoch"] > 0)
             if done == 0 and stopper is None:
                 raise
-            warnings.warn(
+            warn(
                 f"{type(self).__name__}: training interrupted after {done} complete epoch(s); "
                 + ("the best validated state is kept." if stopper is not None else
                    "the model keeps its parameters at the interruption."),
-                UserWarning, stacklevel=4)
+                UserWarning)
         self.n_iter_ = sum(1 for h in self.history_ if h["epoch"] > 0)
 
     def _split_validation(self, data, validation_data, rng):

@@ -476,3 +476,20 @@ def test_target_hit_ratio_errors(X, table):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a clean call warns about nothing
         target_hit_ratio(tmodel, known, tmodel.item_ids_[:2])
+
+
+def test_table_fitted_attack_passes_user_ids_through_a_pipeline():
+    """attack -> model fitted on a table: recommend takes a list of user ids, as the model does."""
+    from skadvrec.linear import EASE
+    from skadvrec.pipeline import make_recommender_pipeline
+
+    X = make_interactions(n_users=120, n_items=40, random_state=0).X
+    rows, cols = X.nonzero()
+    df = pd.DataFrame({"user": rows, "item": cols})
+    pipe = make_recommender_pipeline(RandomAttack(random_state=0), EASE()).fit(df)
+    users = [1, 2, 3]
+    for form in (users, np.asarray(users), pd.Series(users)):
+        rec = pipe.recommend(form, k=3)
+        assert sorted(rec["user"].unique()) == users and (rec.groupby("user").size() == 3).all()
+    with pytest.raises(ValueError, match="fitted on an interaction table"):
+        pipe[0].transform(X)  # a matrix is still refused

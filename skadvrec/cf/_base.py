@@ -15,7 +15,6 @@ by ridge regression of the row onto the final item embeddings, with the items fr
 
 from __future__ import annotations
 
-import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -27,6 +26,7 @@ from sklearn.utils import metadata_routing
 from .._params import ITERATIVE_CONSTRAINTS, NON_NEGATIVE_REAL, POSITIVE_INT, POSITIVE_REAL
 from .._sampling import TripleSampler
 from .._torch import adam_options, ridge_fold_in
+from .._warnings import warn
 from ..base import IterativeRecommender
 from ._backbones import MFBackbone
 
@@ -142,11 +142,11 @@ class _EmbeddingRecommender(IterativeRecommender):
         self._set_factors()
         last = self.history_[-1] if self.history_ else {}
         if last.get("adversarial") is not None and last["bpr"] > 0.99 * np.log(2.0):
-            warnings.warn(
+            warn(
                 f"the adversarial term collapsed the embeddings (BPR loss {last['bpr']:.4f} ~ "
                 "log 2: every score is ~0). The perturbation is too large for the embedding "
                 "norms reached after pre-training; lower rho / eps or adv_weight, or raise "
-                "n_pretrain_epochs.", ConvergenceWarning, stacklevel=5)
+                "n_pretrain_epochs.", ConvergenceWarning)
 
     def _set_factors(self, fold_in=True):
         """Store the final embeddings (and the fold-in projection) from the current ego ones."""

@@ -10,7 +10,6 @@ second, perturbed pass (see :mod:`skadvrec.fm.fm`).
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -28,6 +27,7 @@ from .._params import (
     POSITIVE_REAL,
     StrOptions,
 )
+from .._warnings import warn
 from .._sampling import sample_negatives
 from .._torch import adam_options, ridge_fold_in
 from ..base import IterativeRecommender
@@ -175,10 +175,9 @@ class _FactorizationMachine(IterativeRecommender):
         per_user = np.bincount(keys // n_items, minlength=len(tr.lookups["user"].ids))
         can = per_user[users] < n_items  # a user with every item gets no negative
         if not can.any():
-            warnings.warn("every user interacted with every item: no negative can be drawn, so "
+            warn("every user interacted with every item: no negative can be drawn, so "
                           "the model only sees clicks. Give explicit negatives (a 'label' "
-                          "column or ratings below rating_threshold).", UserWarning,
-                          stacklevel=6)
+                          "column or ratings below rating_threshold).", UserWarning)
         tr.keys = torch.from_numpy(keys).to(dev)
         tr.pos_users = torch.from_numpy(users.astype(np.int64)).to(dev)
         tr.neg_rows = torch.from_numpy(np.flatnonzero(can)).to(dev)

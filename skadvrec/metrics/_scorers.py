@@ -9,13 +9,13 @@ or the held-out interactions of a table). Each scorer also exposes per-user valu
 from __future__ import annotations
 
 import inspect
-import warnings
 
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 from sklearn.utils.metadata_routing import MetadataRequest
 
+from .._warnings import warn
 from .ranking import parse_metric
 
 __all__ = ["RankingScorer", "NDCGScorer", "RecallScorer", "HitRateScorer", "AUCScorer",
@@ -43,13 +43,13 @@ def _unwrap(estimator, X, require="evaluate"):
     return estimator, X
 
 
-def _input_fraction(input_fraction, fold_in_fraction, stacklevel=3):
+def _input_fraction(input_fraction, fold_in_fraction):
     """The share of each held-out row used as input, honouring the deprecated old name."""
     if isinstance(fold_in_fraction, str) and fold_in_fraction == "deprecated":
         return input_fraction
-    warnings.warn("fold_in_fraction was renamed input_fraction (the share of each held-out row "
+    warn("fold_in_fraction was renamed input_fraction (the share of each held-out row "
                   "used as the model's input; the rest are the targets) and will be removed; "
-                  "pass input_fraction instead.", FutureWarning, stacklevel=stacklevel)
+                  "pass input_fraction instead.", FutureWarning)
     return fold_in_fraction
 
 

@@ -17,7 +17,6 @@ with a lower index}; seen (masked) items never outrank t.
 from __future__ import annotations
 
 import numbers
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -25,6 +24,7 @@ import torch
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from .._warnings import warn
 from .._data import ITEM, USER, check_interactions, check_table, item_columns
 from ._scorers import _RoutedScorer, _unwrap
 from .ranking import _mask_value
@@ -61,8 +61,8 @@ def _table_users(est, X, cols, target_ids, exclude_users):
         raise ValueError("none of the users in X was seen in fit; T-HR is computed for fitted "
                          "users (held-out interactions of training users).")
     if not known.all():
-        warnings.warn(f"{int((~known).sum())} user(s) in X were not seen in fit and are "
-                      "skipped.", UserWarning, stacklevel=3)
+        warn(f"{int((~known).sum())} user(s) in X were not seen in fit and are "
+                      "skipped.", UserWarning)
     users, user_idx = users[known], idx[known]
     # a target among the user's held-out rows (any rating) makes the user ineligible for it
     u_pos = pd.Index(users).get_indexer(users_all)
@@ -228,9 +228,9 @@ def target_hit_ratio(estimator, X, target_items, k=50, *, metric="hitrate", per_
         raise ValueError("no evaluated user is eligible for any target item (each user has "
                          "already interacted with every target); T-HR is undefined.")
     if empty.any():
-        warnings.warn(f"target item(s) {target_ids[empty].tolist()}: no evaluated user is "
+        warn(f"target item(s) {target_ids[empty].tolist()}: no evaluated user is "
                       "eligible (all have interacted with them); they are left out of the mean.",
-                      UserWarning, stacklevel=2)
+                      UserWarning)
     if per_target:
         name = f"{_METRICS[kind]}@{k}"
         return pd.Series(values, index=pd.Index(target_ids, name="item"), name=name)
