@@ -23,8 +23,8 @@ import scipy.sparse as sp
 
 from ._warnings import warn
 
-__all__ = ["InteractionData", "check_interactions", "check_table", "USER", "ITEM", "RATING",
-           "TIMESTAMP", "LABEL"]
+__all__ = ["InteractionData", "check_interactions", "check_table", "check_matrix_values",
+           "USER", "ITEM", "RATING", "TIMESTAMP", "LABEL"]
 
 USER, ITEM, RATING, TIMESTAMP, LABEL = "user", "item", "rating", "timestamp", "label"
 _RESERVED = (USER, ITEM, RATING, TIMESTAMP, LABEL)
@@ -108,6 +108,81 @@ def check_table(X):
         r = pd.to_numeric(X[RATING], errors="coerce")
         if r.isna().any():
             raise ValueError("column 'rating' contains missing or non-numeric values.")
+
+
+def check_matrix_values(X, name="X"):
+    """Check a user x item matrix (sparse or array-like) before scikit-learn's validation.
+
+    Raises a ``ValueError`` that names the problem and the fix for what an interaction matrix
+    cannot hold: non-numeric entries, a shape that is not 2-D, no rows or columns, NaN,
+    infinite or negative values. DataFrames (interaction tables) are left to
+    :func:`check_table`. Returns nothing.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_matrix_values(np.array([[1.0, np.nan]]))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: X contains 1 NaN value(s), e.g. at row 0, column 1; interactions must be ...
+    """
+    if isinstance(X, pd.DataFrame) or X is None:
+        return
+    if sp.issparse(X):
+        shape = X.shape
+        values = (X if X.format in ("csr", "csc", "coo") else X.tocsr()).data
+    else:
+        try:
+            arr = np.asarray(X)
+        except (TypeError, ValueError):  # ragged nested lists
+            raise ValueError(f"{name} is not a rectangular user x item matrix; pass a "
+                             f"scipy.sparse matrix or a 2-D numpy array. {TABLE_HELP}") from None
+        if arr.dtype == object or arr.dtype.kind in "USV":
+            try:
+                arr = arr.astype(np.float64)
+            except ValueError:  # a TypeError (e.g. a dict entry) keeps numpy's message
+                raise ValueError(f"{name} has non-numeric entries (dtype {arr.dtype}): a user x "
+                                 "item matrix holds interaction strengths. To pass user and item "
+                                 f"ids, use an interaction table. {TABLE_HELP}") from None
+        shape, values = arr.shape, arr
+    if len(shape) != 2:
+        raise ValueError(f"{name} must be a 2-D user x item matrix; got an array of shape "
+                         f"{shape}. Reshape your data with x.reshape(1, -1) for a single user. "
+                         f"{TABLE_HELP}")
+    # an empty matrix is left to scikit-learn's "0 sample(s) / 0 feature(s)" message
+    if values.dtype.kind in "biu":  # booleans and integers: finite by construction
+        values = np.asarray(values, dtype=np.int64 if values.dtype.kind == "i" else None)
+        if values.size and values.dtype.kind == "i" and values.min() < 0:
+            raise ValueError(f"Negative values in data passed to {name}: interaction strengths "
+                             "must be >= 0 (use 1 for an interaction, 0 for none).")
+        return
+    bad = ~np.isfinite(values)
+    if bad.any():
+        kind = "NaN" if np.isnan(values).any() else "infinite"
+        n_bad = int(bad.sum())
+        where = ""
+        if not sp.issparse(X):
+            r, c = (int(v[0]) for v in np.nonzero(bad))
+            where = f", e.g. at row {r}, column {c}"
+        raise ValueError(f"{name} contains {n_bad} {kind} value(s){where}; interactions must be "
+                         f"finite. Drop or fill them (e.g. X = np.nan_to_num(X, nan=0.0)) before "
+                         "fitting.")
+    if values.size and values.min() < 0:
+        raise ValueError(f"Negative values in data passed to {name} (min "
+                         f"{float(values.min()):g}): interaction strengths must be >= 0 (use 1 "
+                         "for an interaction, 0 for none; drop dislikes or encode them in an "
+                         "interaction table's 'rating' column with rating_threshold).")
+
+
+def _unique_ids(values, col):
+    """``np.unique(values, return_inverse=True)``, with a clear error for ids that cannot be
+    ordered (mixed types such as ints and strings)."""
+    try:
+        return np.unique(values, return_inverse=True)
+    except TypeError:
+        types = sorted({type(v).__name__ for v in values})
+        raise ValueError(f"column {col!r} mixes id types {types}; ids must be of one type. "
+                         f"Convert them, e.g. df[{col!r}] = df[{col!r}].astype(str).") from None
 
 
 def _hashable(col):
@@ -231,9 +306,9 @@ def _check_table_input(X, item_ids, rating_threshold, keep_table):
                 "threshold or set rating_threshold=None to keep every row.")
     pos = np.flatnonzero(positive)  # positions: safe with duplicate index labels
     users_all, items_all = np.asarray(X[USER]), np.asarray(X[ITEM])
-    users, user_codes = np.unique(users_all[pos], return_inverse=True)
+    users, user_codes = _unique_ids(users_all[pos], USER)
     if item_ids is None:
-        item_ids, item_codes = np.unique(items_all[pos], return_inverse=True)
+        item_ids, item_codes = _unique_ids(items_all[pos], ITEM)
         known = np.ones(len(pos), dtype=bool)
     else:
         item_codes = np.clip(np.searchsorted(item_ids, items_all[pos]), 0, len(item_ids) - 1)

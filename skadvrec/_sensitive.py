@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as pdt
 
-__all__ = ["as_frame", "infer_type", "resolve_attribute_types", "ATTRIBUTE_TYPES"]
+__all__ = ["as_frame", "check_aligned", "infer_type", "resolve_attribute_types",
+           "ATTRIBUTE_TYPES"]
 
 ATTRIBUTE_TYPES = ("categorical", "continuous")
 
@@ -56,6 +57,42 @@ def as_frame(sensitive_features):
     if arr.ndim != 2:
         raise ValueError(f"sensitive_features must be 1-D or 2-D; got shape {arr.shape}.")
     return pd.DataFrame(arr, columns=[f"attr{j}" for j in range(arr.shape[1])])
+
+
+def check_aligned(sensitive_features, X):
+    """Check that ``sensitive_features`` rows line up with the rows of an interaction table.
+
+    Rows are aligned by position. When X is a DataFrame and ``sensitive_features`` a DataFrame
+    or Series whose index is not the default ``0..n-1``, its index must equal X's index (the
+    same labels in the same order): a shuffled or differently filtered frame would otherwise
+    give users the wrong attributes without any error. A matrix X has no index, so nothing is
+    checked (the rows of a user x item matrix are the users, in order).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> X = pd.DataFrame({"user": [1, 2], "item": [5, 6]}, index=[10, 11])
+    >>> check_aligned(pd.Series(["F", "M"], index=[10, 11]), X)
+    >>> check_aligned(pd.Series(["M", "F"], index=[11, 10]), X)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: the index of sensitive_features does not match the index of X (position 0: ...
+    """
+    if not isinstance(X, pd.DataFrame) or not isinstance(sensitive_features,
+                                                          (pd.DataFrame, pd.Series)):
+        return
+    idx = sensitive_features.index
+    if len(idx) != len(X) or idx.equals(X.index):
+        return
+    if isinstance(idx, pd.RangeIndex) and idx.start == 0 and idx.step == 1:
+        return  # a default index: positional by construction
+    a, b = np.asarray(idx), np.asarray(X.index)
+    diff = np.flatnonzero(a != b) if a.dtype == b.dtype else np.arange(len(a))
+    i = int(diff[0]) if len(diff) else 0
+    raise ValueError(f"the index of sensitive_features does not match the index of X (position "
+                     f"{i}: {a[i]!r} vs {b[i]!r}); rows are aligned by position. Pass "
+                     "sensitive_features.loc[X.index], or .reset_index(drop=True) if it is "
+                     "already in X's row order.")
 
 
 def infer_type(col):

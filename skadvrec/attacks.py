@@ -48,7 +48,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._data import ITEM, LABEL, RATING, TIMESTAMP, USER, check_interactions, item_columns
+from ._data import (ITEM, LABEL, RATING, TIMESTAMP, USER, check_interactions, check_matrix_values,
+                    item_columns)
 from ._params import (Integral, Interval, Real, validate_parameter_constraints)
 from .base import interaction_input_tags
 
@@ -343,6 +344,7 @@ class _BaseAttack(TransformerMixin, BaseEstimator):
                 return X  # user ids, as the table form's recommend / predict take them
             raise ValueError("this attack was fitted on an interaction table; pass a DataFrame "
                              "with 'user' and 'item' columns (or a list of user ids).")
+        check_matrix_values(X)
         return validate_data(self, X, accept_sparse=("csr", "csc", "coo"), dtype="numeric",
                              ensure_non_negative=True, reset=reset)
 

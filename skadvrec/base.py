@@ -23,9 +23,9 @@ from tqdm import tqdm
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._data import (ITEM, LABEL, RATING, TABLE_HELP, TIMESTAMP, USER, InteractionData,
-                    check_interactions, check_table)
+                    check_interactions, check_matrix_values, check_table)
 from ._params import validate_parameter_constraints
-from ._sensitive import as_frame
+from ._sensitive import as_frame, check_aligned
 from ._torch import (csr_row_coords, dense_rows, iter_row_batches, make_generator,
                      resolve_device, resolve_dtype)
 from ._warnings import warn
@@ -40,10 +40,11 @@ _check_table = check_table  # the name used before the data contract moved to ._
 _TABLE_HELP = TABLE_HELP
 
 
-def _per_user_frame(S, data: InteractionData, n_input_rows):
+def _per_user_frame(S, data: InteractionData, n_input_rows, X=None):
     """Align ``sensitive_features`` with the rows of ``data.matrix`` (one row per user)."""
     if S is None:
         return None
+    check_aligned(S, X)
     S = as_frame(S)
     if len(S) != n_input_rows:
         raise ValueError(
@@ -111,6 +112,7 @@ class BaseRecommender(BaseEstimator):
                                        caller_name=type(self).__name__)
         resolve_device(self.device)
         if not isinstance(X, pd.DataFrame):
+            check_matrix_values(X)
             validate_data(self, X, accept_sparse="csr", dtype=[np.float32, np.float64],
                           ensure_non_negative=True, reset=True)
         data, item_ids = check_interactions(X, rating_threshold=self.rating_threshold,
@@ -127,7 +129,7 @@ class BaseRecommender(BaseEstimator):
             self.__dict__.pop("user_ids_", None)
         self.input_form_ = data.kind
         n_rows = len(X) if isinstance(X, pd.DataFrame) else data.matrix.shape[0]
-        S = _per_user_frame(sensitive_features, data, n_rows)
+        S = _per_user_frame(sensitive_features, data, n_rows, X)
         return data, S
 
     def fit(self, X, y=None, *, sensitive_features=None):
@@ -210,6 +212,7 @@ class BaseRecommender(BaseEstimator):
         if isinstance(X, pd.DataFrame):
             raise ValueError("this model was fitted on a user x item matrix; pass a matrix "
                              f"with {self.n_items_} columns, not a DataFrame.")
+        check_matrix_values(X)
         validate_data(self, X, accept_sparse="csr", dtype=[np.float32, np.float64],
                       ensure_non_negative=True, reset=False)
         data, _ = check_interactions(X)

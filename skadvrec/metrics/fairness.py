@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .._sensitive import as_frame
+from .._sensitive import as_frame, check_aligned
 from ._scorers import RankingScorer, _input_fraction, _RoutedScorer
 
 __all__ = ["metric_by_group", "GroupMetricScorer"]
@@ -15,9 +15,10 @@ _ROUTING_HELP = (
     "scorer.set_score_request(sensitive_features=True) and pass sensitive_features=S to fit.")
 
 
-def _group_column(sensitive_features, attribute, n_rows):
+def _group_column(sensitive_features, attribute, n_rows, X=None):
     if sensitive_features is None:
         raise ValueError(f"this fairness metric needs the users' groups; {_ROUTING_HELP}")
+    check_aligned(sensitive_features, X)
     S = as_frame(sensitive_features)
     if attribute is not None and (attribute in S.columns
                                   or isinstance(sensitive_features, pd.DataFrame)):
@@ -33,6 +34,10 @@ def _group_column(sensitive_features, attribute, n_rows):
     if len(col) != n_rows:
         raise ValueError(f"sensitive_features has {len(col)} rows but X has {n_rows}; pass one "
                          "row per row of X.")
+    if col.isna().all():
+        raise ValueError(f"the group column {col.name!r} of sensitive_features has only missing "
+                         "values; users with a missing group are left out of the groups, so "
+                         "none is left. Fill it or pass another attribute.")
     return col.reset_index(drop=True)
 
 
@@ -75,7 +80,7 @@ def metric_by_group(estimator, X, sensitive_features, metric="ndcg@100", *, attr
     scorer = RankingScorer(metric, input_fraction=input_fraction, random_state=random_state)
     values = scorer.per_user(estimator, X)
     n_rows = len(X) if isinstance(X, pd.DataFrame) else X.shape[0]
-    groups = _group_column(sensitive_features, attribute, n_rows).iloc[values.index]
+    groups = _group_column(sensitive_features, attribute, n_rows, X).iloc[values.index]
     frame = pd.DataFrame({"value": values.to_numpy(), "group": groups.to_numpy()}).dropna()
     out = frame.groupby("group", observed=True)["value"].agg(["mean", "std", "count"])
     return out.rename(columns={"count": "n_users"})

@@ -38,7 +38,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
-from .._sensitive import ATTRIBUTE_TYPES, as_frame, resolve_attribute_types
+from .._sensitive import ATTRIBUTE_TYPES, as_frame, check_aligned, resolve_attribute_types
 from ._scorers import _RoutedScorer, _unwrap
 from .fairness import _ROUTING_HELP
 
@@ -393,6 +393,7 @@ def _representation(estimator, X, S):
     if len(S) != n_rows:
         raise ValueError(f"sensitive_features has {len(S)} rows but X has {n_rows}; pass one "
                          "row per row of X.")
+    check_aligned(S, X)
     S = S.reset_index(drop=True)
     if isinstance(X, pd.DataFrame) and "user" in X.columns:
         # table form: one representation row per user of Xt, in order of first appearance

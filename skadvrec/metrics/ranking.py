@@ -238,6 +238,12 @@ def _to_csr(a, name, shape=None):
         a = sp.csr_matrix(a)
     if shape is not None and a.shape != shape:
         raise ValueError(f"{name} has shape {a.shape}, but scores have shape {shape}.")
+    if a.nnz and a.dtype.kind in "fc" and not np.all(np.isfinite(a.data)):
+        raise ValueError(f"{name} contains NaN or infinite values; mark relevant items with 1 "
+                         "and the others with 0.")
+    if a.nnz and a.dtype.kind != "b" and a.data.min() < 0:
+        raise ValueError(f"{name} contains negative values; it is binary (non-zero = relevant): "
+                         "mark relevant items with 1 and the others with 0.")
     return a
 
 
