@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -176,6 +177,42 @@ def _fetch_plain_files(spec, folder):
             tmp.unlink(missing_ok=True)
 
 
+_VERIFIED: dict = {}  # (path, size, mtime) -> bool: each local file is hashed once
+
+
+def _verify_local(folder, spec):
+    """Warn about local files that differ from the official release (truncated, corrupt or
+    edited): downloads are verified, but files placed by hand are only compared here, so a
+    damaged copy never loads without a word. Returns the names that differ."""
+    differ = []
+    for name, expected in spec["files"].items():
+        path = folder / name
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        if key not in _VERIFIED:
+            _VERIFIED[key] = _sha256(path) == expected
+        if not _VERIFIED[key]:
+            differ.append(f"{name} ({st.st_size} bytes)")
+    if differ:
+        warnings.warn(
+            f"{folder}: {', '.join(differ)} differ from the official release (SHA-256 "
+            "mismatch): the file may be truncated or corrupt. Delete it and load again with "
+            "download=True for a verified copy; a file you changed on purpose loads as it is.",
+            UserWarning, stacklevel=4)
+    return differ
+
+
+def _parse_error(exc, folder, dataset, loader):
+    """A ValueError naming the folder and the fix for a file the parser could not read."""
+    return ValueError(
+        f"could not read the {dataset} files in {folder}: {exc}. A file may be truncated or "
+        f"corrupt: delete the folder and call {loader}(..., download=True) to fetch a verified "
+        "copy.")
+
+
 def _ensure_files(spec, data_home, download, dataset, loader):
     data_home = get_data_home(data_home)
     folder = data_home / spec["folder"]
@@ -194,4 +231,6 @@ def _ensure_files(spec, data_home, download, dataset, loader):
             if created and folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()  # leave no empty dataset folder behind after a failure
             raise
+    else:
+        _verify_local(folder, spec)
     return folder

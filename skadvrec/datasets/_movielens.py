@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
-from ._fetch import _ensure_files
+from ._fetch import _ensure_files, _parse_error
 
 __all__ = ["load_movielens", "load_movielens_features"]
 
@@ -286,7 +286,11 @@ def _read_movielens(variant, spec, data_home, download, loader):
     """Make sure the files are there (downloading them if allowed), then parse them."""
     folder = _ensure_files(spec, data_home, download, f"MovieLens {variant}", loader)
     parse = _load_ml100k if variant == "100k" else _load_ml1m
-    return parse(folder)
+    try:
+        return parse(folder)
+    except (ValueError, IndexError, KeyError, UnicodeDecodeError, pd.errors.ParserError,
+            pd.errors.EmptyDataError) as exc:
+        raise _parse_error(exc, folder, f"MovieLens {variant}", loader) from exc
 
 
 def load_movielens(variant="100k", *, data_home=None, download=True):
