@@ -273,7 +273,9 @@ def check_interactions(X, *, item_ids=None, rating_threshold=None, allow_empty=T
     if isinstance(X, pd.DataFrame):
         return _check_table_input(X, item_ids, rating_threshold, keep_table)
     if sp.issparse(X):
-        m = sp.csr_matrix(X, dtype=np.float32 if X.dtype != np.float64 else np.float64)
+        # a copy: sum_duplicates / eliminate_zeros below (and families) must not touch X
+        m = sp.csr_matrix(X, dtype=np.float32 if X.dtype != np.float64 else np.float64,
+                          copy=True)
     else:
         arr = np.asarray(X)
         if arr.dtype == object:

@@ -24,6 +24,7 @@ __all__ = [
     "iter_row_batches",
     "grad_reverse",
     "device_free_bytes",
+    "check_device_memory",
     "adam_options",
     "ridge_fold_in",
 ]
@@ -141,20 +142,58 @@ def iter_row_batches(n_rows: int, batch_size: int):
         yield slice(start, min(start + batch_size, n_rows))
 
 
+def _host_available_bytes():
+    """Memory the OS can give this process without swapping: psutil's ``available`` when
+    psutil is installed, else ``MemAvailable`` of /proc/meminfo, else the free pages."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import os
+
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return None
+
+
 def device_free_bytes(device: torch.device) -> int | None:
-    """Free memory on ``device`` in bytes, or None where it cannot be told (CPU)."""
+    """Memory that can still be allocated on ``device`` in bytes (CUDA: ``mem_get_info``; CPU:
+    the host's available memory), or None where it cannot be told."""
     device = torch.device(device)
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return int(free)
-    try:
-        import os
+    return _host_available_bytes()
 
-        pages = os.sysconf("SC_AVPHYS_PAGES")
-        size = os.sysconf("SC_PAGE_SIZE")
-        return int(pages * size)
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return None
+
+def check_device_memory(need, device, what, fix, *, free=None):
+    """Raise a ``MemoryError`` before allocating ``need`` bytes on ``device`` when less is free.
+
+    ``what`` says what would be allocated, ``fix`` what to do instead; both go into the message.
+    ``free`` defaults to :func:`device_free_bytes` (looked up through this module at call time,
+    so tests can replace it).
+
+    Examples
+    --------
+    >>> check_device_memory(1024, "cpu", "a small buffer", "nothing")  # fits: no error
+    """
+    device = torch.device(device)
+    if free is None:
+        free = device_free_bytes(device)
+    if free is not None and need > free:
+        raise MemoryError(
+            f"{what} needs about {need / 2**30:.2f} GiB on {device} but only "
+            f"{free / 2**30:.2f} GiB is free. {fix}")
 
 
 def adam_options(device) -> dict:

@@ -26,8 +26,8 @@ from ._data import (ITEM, LABEL, RATING, TABLE_HELP, TIMESTAMP, USER, Interactio
                     check_interactions, check_matrix_values, check_table)
 from ._params import validate_parameter_constraints
 from ._sensitive import as_frame, check_aligned
-from ._torch import (csr_row_coords, dense_rows, iter_row_batches, make_generator,
-                     resolve_device, resolve_dtype)
+from ._torch import (csr_row_coords, dense_rows, device_free_bytes, iter_row_batches,
+                     make_generator, resolve_device, resolve_dtype)
 from ._warnings import warn
 from .metrics.ranking import (_as_specs, _check_k, _mask_value, _metrics_on_batch, parse_metric,
                               topk_ranking)
@@ -820,11 +820,14 @@ class IterativeRecommender(BaseRecommender):
         """A function ``rows(idx)`` giving the dense training rows ``X[idx]`` on ``device`` for
         an index tensor on the device.
 
-        Below ``_dense_limit_bytes`` the whole matrix is kept dense on the device, so a batch
-        is one gather with no host work; above it, each batch is densified from the CSR.
+        Below ``_dense_limit_bytes`` (and half the device's free memory, estimated before
+        allocating) the whole matrix is kept dense on the device, so a batch is one gather with
+        no host work; above it, each batch is densified from the CSR.
         """
         itemsize = torch.finfo(dtype).bits // 8
-        if X.shape[0] * X.shape[1] * itemsize <= self._dense_limit_bytes:
+        need = X.shape[0] * X.shape[1] * itemsize
+        free = device_free_bytes(device) if need <= self._dense_limit_bytes else None
+        if need <= self._dense_limit_bytes and (free is None or need <= free // 2):
             X_dev = dense_rows(X, slice(None), device, dtype)
             return lambda idx: X_dev[idx]
         return lambda idx: dense_rows(X, idx.cpu().numpy(), device, dtype)

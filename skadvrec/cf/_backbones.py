@@ -53,7 +53,7 @@ def normalized_graph(X, device, dtype=torch.float32):
     tensor([[0.7071, 0.5000],
             [0.0000, 0.7071]])
     """
-    X = sp.csr_matrix(X, dtype=np.float64)
+    X = sp.csr_matrix(X, dtype=np.float64, copy=True)  # never the caller's buffers
     X.data[:] = 1.0
     du = np.asarray(X.sum(axis=1)).ravel()
     di = np.asarray(X.sum(axis=0)).ravel()

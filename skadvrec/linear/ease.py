@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.utils import metadata_routing
 
-from .._torch import csr_to_torch, dense_rows, device_free_bytes
+from .._torch import check_device_memory, csr_to_torch, dense_rows, device_free_bytes
 from .._params import COMMON_CONSTRAINTS, NON_NEGATIVE_REAL, POSITIVE_REAL
 from ..base import BaseRecommender
 
@@ -67,14 +67,11 @@ def ease_closed_form(X, l2, *, row_weights=None, device="cpu", dtype=torch.float
     """
     device = torch.device(device)
     n_items = X.shape[1]
-    need = ease_memory_bytes(n_items, dtype)
-    free = device_free_bytes(device)
-    if free is not None and need > free:
-        raise MemoryError(
-            f"EASE on {n_items} items needs about {need / 2**30:.1f} GiB on {device} (three "
-            f"{n_items}x{n_items} {str(dtype)[6:]} matrices) but only {free / 2**30:.1f} GiB is "
-            "free. Filter rare items (e.g. keep items with >= 5 interactions), use "
-            "dtype='float32', or a device with more memory.")
+    check_device_memory(
+        ease_memory_bytes(n_items, dtype), device,
+        f"EASE on {n_items} items (three {n_items}x{n_items} {str(dtype)[6:]} matrices)",
+        "Filter rare items (e.g. keep items with >= 5 interactions), use dtype='float32', or a "
+        "device with more memory.", free=device_free_bytes(device))
     G = _gram(X, row_weights, device, dtype).to(device)
     G.diagonal().add_(float(l2))
     L, info = torch.linalg.cholesky_ex(G)

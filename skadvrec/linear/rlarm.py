@@ -16,7 +16,7 @@ import torch
 
 from .._params import (ITERATIVE_CONSTRAINTS, NON_NEGATIVE_INT, NON_NEGATIVE_REAL, POSITIVE_INT,
                        POSITIVE_REAL, StrOptions)
-from .._torch import adam_options, dense_rows, iter_row_batches
+from .._torch import adam_options, check_device_memory, dense_rows, iter_row_batches
 from ..base import IterativeRecommender
 from ..metrics import batch_metrics
 from .ease import ease_closed_form
@@ -114,6 +114,15 @@ class _AdversarialEASE(IterativeRecommender):
         n_items = train.shape[1]
         dev, dtype = self.device_, self._torch_dtype()
         closed = self.learner == "closed_form"
+        # Adam: W, its gradient and the two moments, four n_items x n_items matrices; the
+        # closed form keeps W only (ease_closed_form checks its own three)
+        itemsize = torch.tensor([], dtype=dtype).element_size()
+        check_device_memory(
+            (1 if closed else 4) * n_items ** 2 * itemsize, dev,
+            f"{type(self).__name__} on {n_items} items (the {n_items}x{n_items} weights, their "
+            "gradient and Adam's two moments)",
+            "Filter rare items (e.g. keep items with >= 5 interactions), use "
+            "learner='closed_form' (no Adam state), or a device with more memory.")
         if self.init == "ease" or closed:
             W0 = ease_closed_form(train, self.l2, device=dev, dtype=dtype)
         else:
