@@ -232,7 +232,7 @@ def _sequences(table, matrix):
 
 
 def check_interactions(X, *, item_ids=None, rating_threshold=None, allow_empty=True,
-                       keep_table=False):
+                       keep_table=False, copy=True):
     """Validate either input form and return ``(InteractionData, item_ids)``.
 
     Parameters
@@ -249,6 +249,11 @@ def check_interactions(X, *, item_ids=None, rating_threshold=None, allow_empty=T
     keep_table : bool, default=False
         Table form: also return the validated table, the feature frames and the sequences
         (what ``fit`` hands to a family; prediction needs only the matrix).
+    copy : bool, default=True
+        Matrix form: the returned CSR never shares memory with X (a fitted model keeps it).
+        With False (read-only uses such as prediction), X's buffers are reused when it is
+        already a canonical CSR without stored zeros, and copied otherwise; X itself is never
+        modified either way.
 
     Returns
     -------
@@ -273,9 +278,11 @@ def check_interactions(X, *, item_ids=None, rating_threshold=None, allow_empty=T
     if isinstance(X, pd.DataFrame):
         return _check_table_input(X, item_ids, rating_threshold, keep_table)
     if sp.issparse(X):
-        # a copy: sum_duplicates / eliminate_zeros below (and families) must not touch X
         m = sp.csr_matrix(X, dtype=np.float32 if X.dtype != np.float64 else np.float64,
-                          copy=True)
+                          copy=copy)
+        if not copy and (sp.isspmatrix_csr(X) or isinstance(X, sp.csr_array)) and (
+                m.data is X.data) and (not m.has_canonical_format or not np.all(m.data)):
+            m = m.copy()  # sum_duplicates / eliminate_zeros below must not touch X
     else:
         arr = np.asarray(X)
         if arr.dtype == object:

@@ -215,7 +215,7 @@ class BaseRecommender(BaseEstimator):
         check_matrix_values(X)
         validate_data(self, X, accept_sparse="csr", dtype=[np.float32, np.float64],
                       ensure_non_negative=True, reset=False)
-        data, _ = check_interactions(X)
+        data, _ = check_interactions(X, copy=False)  # read-only: no copy of a clean CSR
         return data.matrix, None, None
 
     def _iter_scores(self, rows, user_idx, mask_seen, seen=None):

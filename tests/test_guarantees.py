@@ -335,3 +335,19 @@ def test_dense_training_rows_fall_back_to_batches_when_memory_is_short(monkeypat
 def test_host_available_memory_is_positive():
     free = sk_torch.device_free_bytes("cpu")
     assert free is None or free > 0
+
+
+def test_fitted_model_holds_no_reference_to_the_callers_matrix():
+    X = _zoo.data()[0].copy()
+    model = EASE(l2=10.0, device="cpu").fit(X)
+    before = model.predict(X[:5], as_frame=False)
+    seen_before = model.train_matrix_.copy()
+    X.data[:] = 7.0  # the caller reuses its buffers after fit
+    assert (model.train_matrix_ != seen_before).nnz == 0
+    held = _zoo.data()[0][:5].copy()
+    held.data[::2] = 0.0  # explicit zeros in a prediction input: cleaned on a copy
+    snap = _snapshot_matrix(held)
+    model.predict(held)
+    for a, b in zip(snap, _snapshot_matrix(held)):
+        np.testing.assert_array_equal(a, b)
+    assert np.isfinite(before).all()
