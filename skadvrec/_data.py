@@ -280,9 +280,9 @@ def check_interactions(X, *, item_ids=None, rating_threshold=None, allow_empty=T
     if sp.issparse(X):
         m = sp.csr_matrix(X, dtype=np.float32 if X.dtype != np.float64 else np.float64,
                           copy=copy)
-        if not copy and isinstance(getattr(X, "data", None), np.ndarray) and np.shares_memory(
-                m.data, X.data) and (
-                not m.has_canonical_format or not np.all(m.data)):
+        shared = (isinstance(getattr(X, "data", None), np.ndarray)
+                  and np.shares_memory(m.data, X.data))
+        if shared and (not m.has_canonical_format or not np.all(m.data)):
             m = m.copy()  # sum_duplicates / eliminate_zeros below must not touch X
     else:
         arr = np.asarray(X)
