@@ -320,6 +320,13 @@ CASES = [
     ("behaves-all-zero-rows-are-users-without-history", lambda t, m: np.testing.assert_array_equal(
         ease().predict(sp.csr_matrix((2, 25))), np.zeros((2, 25), dtype=np.float32)),
      B, None),
+    ("behaves-bpr-reads-non-zero-as-positive", lambda t, m: np.testing.assert_array_equal(
+        _zoo.fit("BPRMF", X=(3 * X()).tocsr()).predict(X()), _zoo.fit("BPRMF").predict(X())),
+     B, None),
+    ("behaves-ease-weighs-strengths", lambda t, m: np.testing.assert_allclose(
+        EASE(l2=90.0, device="cpu", dtype="float64").fit(3 * X()).coef_.numpy(),
+        EASE(l2=10.0, device="cpu", dtype="float64").fit(X()).coef_.numpy(), atol=1e-10),
+     B, None),
     ("behaves-binary-relevance-reads-non-zero", lambda t, m: np.testing.assert_allclose(
         ndcg_at_k(3 * np.eye(4), np.eye(4) + 0.1, k=2), ndcg_at_k(np.eye(4), np.eye(4) + 0.1, k=2)),
      B, None),
