@@ -109,6 +109,20 @@ def main():
         top = phase(f"{name}: recommend k=10", lambda: model.recommend(X, k=10), rows)
         assert top.shape == (X.shape[0], 10)
         del top
+    # scaling: time per user of evaluate / recommend as the number of users grows (a step
+    # quadratic in users would show as a growing time per user)
+    ease = models["EASE"]
+    print("scaling (EASE): users, evaluate us/user, recommend us/user, peak RSS MiB")
+    for n in (X.shape[0] // 8, X.shape[0] // 4, X.shape[0] // 2, X.shape[0]):
+        sub = X[:n]
+        _reset_peak()
+        t0 = time.perf_counter()
+        ease.evaluate(sub, ["ndcg@20"])
+        t1 = time.perf_counter()
+        ease.recommend(sub, k=10)
+        t2 = time.perf_counter()
+        print(f"  {n:>8}  {1e6 * (t1 - t0) / n:6.1f}  {1e6 * (t2 - t1) / n:6.1f}  "
+              f"{_peak_mib():7.0f}", flush=True)
     print(f"peak RSS over every phase: {max(r[2] for r in rows):.0f} MiB "
           f"(lifetime ru_maxrss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}"
           " MiB)")
