@@ -95,6 +95,11 @@ class InteractionData:
 
 def check_table(X):
     """Check the columns and values of an interaction table; raise a ValueError naming the fix."""
+    if not isinstance(X, pd.DataFrame):
+        raise ValueError(f"expected an interaction table (a pandas DataFrame with columns 'user' "
+                         f"and 'item'); got {type(X).__name__}. Build one with pd.DataFrame("
+                         "{'user': ..., 'item': ...}), or pass a user x item matrix to the "
+                         "estimators directly.")
     missing = [c for c in (USER, ITEM) if c not in X.columns]
     if missing:
         raise ValueError(f"the interaction table has no column(s) {missing}; got "

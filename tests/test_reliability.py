@@ -31,7 +31,10 @@ from skadvrec.datasets import (get_data_home, load_lightgcn_split, load_movielen
 from skadvrec.datasets import _fetch, _movielens
 from skadvrec.metrics import (attribute_leakage, metric_by_group, ndcg_at_k, ranking_metrics,
                               recall_at_k, target_hit_ratio)
-from skadvrec.model_selection import UserHoldout, fold_in_split, split_users
+from skadvrec import select_target_items
+from skadvrec.model_selection import (BestWithinLoss, InteractionHoldout, UserHoldout,
+                                      fold_in_split, split_users)
+from skadvrec.preprocessing import InteractionFilter, filter_interactions, to_user_item_matrix
 from skadvrec.pipeline import make_recommender_pipeline
 
 import _zoo
@@ -256,6 +259,29 @@ CASES = [
      ValueError, r"test_size=500 must be between 1 and n_users - 1 = 59"),
     ("split-users-too-many", lambda t, m: split_users(10, n_validation=6, n_test=6),
      ValueError, r"leaves no training user out of 10"),
+    ("interaction-holdout-on-matrix", lambda t, m: list(InteractionHoldout().split(X())),
+     ValueError, r"InteractionHoldout splits an interaction table.*use UserHoldout"),
+    ("interaction-holdout-bad-strategy", lambda t, m: list(
+        InteractionHoldout(strategy="random").split(T())),
+     ValueError, r"strategy must be one of \('ratio', 'leave_one_out', 'chronological'\)"),
+    ("best-within-loss-unknown-scorer", lambda t, m: BestWithinLoss("leak", "ndcg")(
+        {"params": [{}], "mean_test_ndcg": [0.1]}),
+     ValueError, r"no scorer named 'leak' in the search; its scoring dict has \['ndcg'\]"),
+    ("best-within-loss-negative-budget", lambda t, m: BestWithinLoss(
+        "ndcg", "ndcg", max_relative_loss=-1)({"params": [{}], "mean_test_ndcg": [0.1]}),
+     ValueError, r"max_relative_loss"),
+    # -- preprocessing
+    ("filter-negative-threshold", lambda t, m: filter_interactions(T(), min_user_interactions=-1),
+     ValueError, r"min_user_interactions must be an integer >= 0; got -1"),
+    ("filter-removes-everything", lambda t, m: filter_interactions(
+        T(), min_user_interactions=10_000),
+     ValueError, r"no interaction is left after filtering; loosen the thresholds"),
+    ("interaction-filter-on-matrix", lambda t, m: InteractionFilter().fit_transform(X()),
+     ValueError, r"expected an interaction table .*got csr_matrix"),
+    ("to-matrix-missing-item-column", lambda t, m: to_user_item_matrix(T().drop(columns="item")),
+     ValueError, r"no column\(s\) \['item'\]"),
+    ("select-targets-too-many", lambda t, m: select_target_items(X(), n_targets=100),
+     ValueError, r"fewer than n_targets=100"),
     # -- datasets
     ("dataset-dir-missing", lambda t, m: load_movielens(
         "100k", data_home=t / "nowhere", download=False),
@@ -366,4 +392,5 @@ def test_every_public_object_is_exported():
         "select_target_items", "RankingScorer", "NDCGScorer", "RecallScorer", "HitRateScorer",
         "AUCScorer", "GroupMetricScorer", "UnderservedUpliftScorer", "LeakageScorer",
         "TargetHitRatioScorer", "FeatureGroupAUCScorer", "RowAUCScorer", "__version__"}
+    # select_target_items has its row in the table above
     assert set(skadvrec.__all__) <= covered
