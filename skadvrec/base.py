@@ -26,9 +26,8 @@ from ._data import (ITEM, LABEL, RATING, TABLE_HELP, TIMESTAMP, USER, Interactio
                     check_interactions, check_matrix_values, check_table)
 from ._params import validate_parameter_constraints
 from ._sensitive import as_frame, check_aligned
-from ._torch import (csr_row_coords, dense_rows, device_free_bytes, iter_row_batches,
-                     make_generator, resolve_device, resolve_dtype)
-from ._warnings import warn
+from ._torch import (check_device_memory, csr_row_coords, dense_rows, device_free_bytes,
+                     iter_row_batches, make_generator, resolve_device, resolve_dtype)
 from .metrics.ranking import (_as_specs, _check_k, _mask_value, _metrics_on_batch, parse_metric,
                               topk_ranking)
 from .model_selection import fold_in_split
@@ -286,7 +285,13 @@ class BaseRecommender(BaseEstimator):
         """
         rows, user_idx, users = self._input(X)
         n = rows.shape[0] if rows is not None else len(user_idx)
-        out = np.empty((n, self.n_items_), dtype=np.dtype(str(self._torch_dtype())[6:]))
+        dtype = np.dtype(str(self._torch_dtype())[6:])
+        check_device_memory(
+            n * self.n_items_ * dtype.itemsize, "cpu",
+            f"predict's dense ({n}, {self.n_items_}) {dtype} score matrix",
+            "Use recommend(X, k), evaluate or iter_scores, which work in batches of users, or "
+            "predict on fewer users at a time.")
+        out = np.empty((n, self.n_items_), dtype=dtype)
         for sl, s in self._iter_scores(rows, user_idx, mask_seen=False):
             out[sl] = s.cpu().numpy()
         if not as_frame:

@@ -322,6 +322,16 @@ def test_memory_estimates_raise_before_allocating(monkeypatch):
         RLARM(init="random", ndcg_k=5, max_iter=1, early_stopping=False, device="cpu").fit(X)
 
 
+def test_predict_estimates_its_dense_output_first(monkeypatch):
+    X = _zoo.data()[0]
+    model = EASE(l2=10.0, device="cpu").fit(X)
+    monkeypatch.setattr(sk_torch, "device_free_bytes", lambda device: 100)
+    with pytest.raises(MemoryError, match=r"predict's dense \(60, 25\) float32 score matrix.*"
+                                          r"recommend\(X, k\)"):
+        model.predict(X)
+    assert model.recommend(X, k=3).shape == (60, 3)  # batched paths need no such block
+
+
 def test_dense_training_rows_fall_back_to_batches_when_memory_is_short(monkeypatch):
     X = _zoo.data()[0]
     calls = []
