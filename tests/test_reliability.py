@@ -27,7 +27,7 @@ from skadvrec import (EASE, RLARM, AdvXMultVAE, BPRMF, GroupMetricScorer, Linear
                       MultVAE, RandomAttack)
 from skadvrec import cli
 from skadvrec.datasets import (get_data_home, load_lightgcn_split, load_movielens,
-                               make_interactions)
+                               load_movielens_features, make_interactions)
 from skadvrec.datasets import _fetch, _movielens
 from skadvrec.metrics import (attribute_leakage, metric_by_group, ndcg_at_k, ranking_metrics,
                               recall_at_k, target_hit_ratio)
@@ -297,6 +297,8 @@ CASES = [
      OSError, r"Checksum mismatch for downloaded file 'ml-100k/u\.\w+'"),
     ("dataset-unknown-variant", lambda t, m: load_movielens("20m"),
      ValueError, r"Unknown MovieLens variant '20m'"),
+    ("features-unknown-variant", lambda t, m: load_movielens_features("5m", download=False),
+     ValueError, r"Unknown MovieLens variant '5m'.*load_movielens_features\('100k'\)"),
     ("dataset-data-home-type", lambda t, m: get_data_home(42),
      ValueError, r"data_home must be a string or path-like"),
     ("lightgcn-malformed", lambda t, m: (
