@@ -28,6 +28,7 @@ from ._params import validate_parameter_constraints
 from ._sensitive import as_frame, check_aligned
 from ._torch import (check_device_memory, csr_row_coords, dense_rows, device_free_bytes,
                      iter_row_batches, make_generator, resolve_device, resolve_dtype)
+from ._warnings import warn
 from .metrics.ranking import (_as_specs, _check_k, _mask_value, _metrics_on_batch, parse_metric,
                               topk_ranking)
 from .model_selection import fold_in_split

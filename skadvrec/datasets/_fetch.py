@@ -16,9 +16,10 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
-import warnings
 import zipfile
 from pathlib import Path
+
+from .._warnings import warn
 
 __all__ = ["get_data_home"]
 
@@ -197,11 +198,10 @@ def _verify_local(folder, spec):
         if not _VERIFIED[key]:
             differ.append(f"{name} ({st.st_size} bytes)")
     if differ:
-        warnings.warn(
-            f"{folder}: {', '.join(differ)} differ from the official release (SHA-256 "
-            "mismatch): the file may be truncated or corrupt. Delete it and load again with "
-            "download=True for a verified copy; a file you changed on purpose loads as it is.",
-            UserWarning, stacklevel=4)
+        warn(f"{folder}: {', '.join(differ)} differ from the official release (SHA-256 "
+             "mismatch): the file may be truncated or corrupt. Delete it and load again with "
+             "download=True for a verified copy; a file you changed on purpose loads as it is.",
+             UserWarning)
     return differ
 
 
