@@ -63,10 +63,11 @@ def check_aligned(sensitive_features, X):
     """Check that ``sensitive_features`` rows line up with the rows of an interaction table.
 
     Rows are aligned by position. When X is a DataFrame and ``sensitive_features`` a DataFrame
-    or Series whose index is not the default ``0..n-1``, its index must equal X's index (the
-    same labels in the same order): a shuffled or differently filtered frame would otherwise
-    give users the wrong attributes without any error. A matrix X has no index, so nothing is
-    checked (the rows of a user x item matrix are the users, in order).
+    or Series carrying the same index labels as X but in another order (e.g. shuffled, or
+    sorted by user), positional alignment would give rows the wrong attributes without any
+    error, so this raises. Indexes with other labels (a default ``0..n-1`` index, the slices a
+    search makes of a positional frame) are taken positionally, as documented. A matrix X has
+    no index: its rows are the users, in order.
 
     Examples
     --------
@@ -84,15 +85,18 @@ def check_aligned(sensitive_features, X):
     idx = sensitive_features.index
     if len(idx) != len(X) or idx.equals(X.index):
         return
-    if isinstance(idx, pd.RangeIndex) and idx.start == 0 and idx.step == 1:
-        return  # a default index: positional by construction
+    try:
+        same_labels = idx.sort_values().equals(X.index.sort_values())
+    except TypeError:  # labels of types that cannot be ordered together: not X's labels
+        return
+    if not same_labels:
+        return
     a, b = np.asarray(idx), np.asarray(X.index)
-    diff = np.flatnonzero(a != b) if a.dtype == b.dtype else np.arange(len(a))
-    i = int(diff[0]) if len(diff) else 0
+    i = int(np.flatnonzero(a != b)[0])
     raise ValueError(f"the index of sensitive_features does not match the index of X (position "
-                     f"{i}: {a[i]!r} vs {b[i]!r}); rows are aligned by position. Pass "
-                     "sensitive_features.loc[X.index], or .reset_index(drop=True) if it is "
-                     "already in X's row order.")
+                     f"{i}: {a[i]!r} vs {b[i]!r}): the same labels in another order, but rows "
+                     "are aligned by position. Pass sensitive_features.loc[X.index], or "
+                     ".reset_index(drop=True) if it is already in X's row order.")
 
 
 def infer_type(col):

@@ -63,6 +63,10 @@ def ease_table():
     return EASE(l2=10.0, device="cpu", rating_threshold=None).fit(T())
 
 
+def adv(**kw):
+    return AdvXMultVAE(**{"device": "cpu", "max_iter": 1, "early_stopping": False, **kw})
+
+
 def dense_with(value, at=(0, 0)):
     a = X().toarray().astype(np.float64)
     a[at] = value
@@ -195,19 +199,19 @@ CASES = [
     ("table-threshold-drops-all", lambda t, m: EASE(device="cpu", rating_threshold=9).fit(T()),
      ValueError, r"no row has rating >= rating_threshold=9"),
     # -- sensitive_features
-    ("sensitive-wrong-length", lambda t, m: AdvXMultVAE(device="cpu", max_iter=1, early_stopping=False).fit(
+    ("sensitive-wrong-length", lambda t, m: adv().fit(
         X(), sensitive_features=S()[:10]),
      ValueError, r"sensitive_features has 10 rows but X has 60"),
-    ("sensitive-wrong-index", lambda t, m: AdvXMultVAE(device="cpu", max_iter=1, early_stopping=False).fit(
+    ("sensitive-wrong-index", lambda t, m: adv().fit(
         T(), sensitive_features=shuffled_S_for_table()),
      ValueError, r"index of sensitive_features does not match the index of X.*\.loc\[X\.index\]"),
-    ("sensitive-one-class", lambda t, m: AdvXMultVAE(device="cpu", max_iter=1, early_stopping=False).fit(
+    ("sensitive-one-class", lambda t, m: adv().fit(
         X(), sensitive_features=S().assign(group="g0")),
      ValueError, r"attribute 'group' has 1 class among the users of X.*Drop it from attributes"),
-    ("sensitive-absent", lambda t, m: AdvXMultVAE(device="cpu", max_iter=1, early_stopping=False).fit(X()),
+    ("sensitive-absent", lambda t, m: adv().fit(X()),
      ValueError, r"needs the protected attributes.*sensitive_features=S"),
-    ("sensitive-unknown-attribute", lambda t, m: AdvXMultVAE(
-        attributes=["income"], device="cpu", max_iter=1, early_stopping=False).fit(X(), sensitive_features=S()),
+    ("sensitive-unknown-attribute", lambda t, m: adv(attributes=["income"]).fit(
+        X(), sensitive_features=S()),
      ValueError, r"attribute\(s\) \['income'\] are not columns of sensitive_features"),
     ("group-metric-all-missing", lambda t, m: GroupMetricScorer("ndcg@5", attribute="group")(
         ease(), X(), sensitive_features=S().assign(group=np.nan)),
@@ -347,6 +351,13 @@ CASES = [
      B, None),
     ("behaves-all-zero-rows-are-users-without-history", lambda t, m: np.testing.assert_array_equal(
         ease().predict(sp.csr_matrix((2, 25))), np.zeros((2, 25), dtype=np.float32)),
+     B, None),
+    ("behaves-sensitive-other-labels-align-by-position", lambda t, m: np.testing.assert_array_equal(
+        adv(random_state=0).fit(T().set_axis(T().index + 1000),
+                                sensitive_features=shuffled_S_for_table().sort_index()).transform(
+            list(ease_table().user_ids_)),
+        adv(random_state=0).fit(T(), sensitive_features=shuffled_S_for_table().sort_index())
+        .transform(list(ease_table().user_ids_))),
      B, None),
     ("behaves-bpr-reads-non-zero-as-positive", lambda t, m: np.testing.assert_array_equal(
         _zoo.fit("BPRMF", X=(3 * X()).tocsr()).predict(X()), _zoo.fit("BPRMF").predict(X())),
