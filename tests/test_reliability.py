@@ -359,6 +359,10 @@ CASES = [
         adv(random_state=0).fit(T(), sensitive_features=shuffled_S_for_table().sort_index())
         .transform(list(ease_table().user_ids_))),
      B, None),
+    ("behaves-sensitive-missing-values-are-left-out", lambda t, m: np.testing.assert_array_equal(
+        attribute_leakage(ease(), X(), S().assign(group=S()["group"].where(np.arange(60) >= 5)),
+                          attributes=["group"], n_bootstraps=0, cv=3)["n_test"], [55]),
+     B, None),
     ("behaves-bpr-reads-non-zero-as-positive", lambda t, m: np.testing.assert_array_equal(
         _zoo.fit("BPRMF", X=(3 * X()).tocsr()).predict(X()), _zoo.fit("BPRMF").predict(X())),
      B, None),
