@@ -65,8 +65,8 @@ def check_aligned(sensitive_features, X):
     Rows are aligned by position. When X is a DataFrame and ``sensitive_features`` a DataFrame
     or Series carrying the same index labels as X but in another order (e.g. shuffled, or
     sorted by user), positional alignment would give rows the wrong attributes without any
-    error, so this raises. Indexes with other labels (a default ``0..n-1`` index, the slices a
-    search makes of a positional frame) are taken positionally, as documented. A matrix X has
+    error, so this raises. A default ``RangeIndex`` and indexes with other labels (the slices
+    a search makes of a positional frame) are taken positionally, as documented. A matrix X has
     no index: its rows are the users, in order.
 
     Examples
@@ -85,6 +85,8 @@ def check_aligned(sensitive_features, X):
     idx = sensitive_features.index
     if len(idx) != len(X) or idx.equals(X.index):
         return
+    if isinstance(idx, pd.RangeIndex) and idx.start == 0 and idx.step == 1:
+        return  # a default index: positional by construction (e.g. after reset_index)
     try:
         same_labels = idx.sort_values().equals(X.index.sort_values())
     except TypeError:  # labels of types that cannot be ordered together: not X's labels
