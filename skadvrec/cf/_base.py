@@ -25,7 +25,7 @@ from sklearn.utils import metadata_routing
 
 from .._params import ITERATIVE_CONSTRAINTS, NON_NEGATIVE_REAL, POSITIVE_INT, POSITIVE_REAL
 from .._sampling import TripleSampler
-from .._torch import adam_options, ridge_fold_in
+from .._torch import RowAdamW, adam_options, ridge_fold_in
 from .._warnings import warn
 from ..base import IterativeRecommender
 from ._backbones import MFBackbone
@@ -68,6 +68,9 @@ class _EmbeddingRecommender(IterativeRecommender):
     _validation_protocol = "interactions"
     # each epoch's triples are i.i.d. draws already: take them in order (no extra permutation)
     _shuffle = False
+    # row-sparse training for the MF backbone (False: dense AdamW with autograd, the reference
+    # the sparse path is tested against; a private switch, not a parameter)
+    _sparse_updates = True
 
     # -- what the subclasses choose ----------------------------------------------------------
     def _backbone(self):
@@ -85,12 +88,20 @@ class _EmbeddingRecommender(IterativeRecommender):
             train = train.sorted_indices()
         tr.backbone = self._backbone().prepare(train, dev, dtype)
         d, std = int(self.n_components), float(self.init_std)
-        tr.U = torch.nn.Parameter(torch.randn(train.shape[0], d, generator=gen, device=dev,
-                                              dtype=dtype) * std)
-        tr.V = torch.nn.Parameter(torch.randn(train.shape[1], d, generator=gen, device=dev,
-                                              dtype=dtype) * std)
-        tr.opt = torch.optim.AdamW([tr.U, tr.V], lr=self.learning_rate,
-                                   weight_decay=self.weight_decay, **adam_options(dev))
+        U = torch.randn(train.shape[0], d, generator=gen, device=dev, dtype=dtype) * std
+        V = torch.randn(train.shape[1], d, generator=gen, device=dev, dtype=dtype) * std
+        # row-sparse updates where the final embeddings are the ego ones (MF): a step reads and
+        # updates only the rows of its batch. Graph propagation (LightGCN) spreads every
+        # gradient over the whole tables: there the dense fused AdamW is the right tool.
+        tr.sparse = bool(self._sparse_updates and tr.backbone.is_identity)
+        if tr.sparse:
+            tr.U, tr.V = U, V
+            opts = dict(lr=self.learning_rate, weight_decay=self.weight_decay)
+            tr.opt_u, tr.opt_v = RowAdamW(U, **opts), RowAdamW(V, **opts)
+        else:
+            tr.U, tr.V = torch.nn.Parameter(U), torch.nn.Parameter(V)
+            tr.opt = torch.optim.AdamW([tr.U, tr.V], lr=self.learning_rate,
+                                       weight_decay=self.weight_decay, **adam_options(dev))
         tr.sampler, tr.gen, tr.n = TripleSampler(train, dev), gen, int(train.nnz)
         tr.adversary, tr.adversarial = self._adversary(), False
         return tr.n  # one epoch = as many triples as training interactions
@@ -102,13 +113,77 @@ class _EmbeddingRecommender(IterativeRecommender):
         tr.adversarial = adv is not None and epoch >= adv.n_pretrain_epochs and adv.weight > 0
 
     def _train_step(self, idx):
+        if self._tr.sparse:
+            return self._sparse_step(idx)
+        return self._dense_step(idx)
+
+    def _sparse_step(self, idx):
+        """One step on the rows of the batch only, with the gradients in closed form.
+
+        With s(u, i) = e_uᵀe_i, x = s(u, j) − s(u, i) and σ the logistic function, the batch
+        mean of softplus(x) has the per-triple gradients σ(x)(e_j − e_i)/B, −σ(x)e_u/B and
+        σ(x)e_u/B; the L2 term adds 2·reg·e/B for each occurrence. Each table is read once (the
+        unique rows of the batch), the occurrences' gradients are summed per unique row and the
+        row-sparse AdamW updates those rows alone. The adversarial term treats the perturbation
+        as a constant, as the autograd path does (``torch.autograd.grad`` without a graph).
+        """
         tr = self._tr
         u, i, j = (t[idx] for t in tr.triples)
+        B, reg = len(u), float(self.reg)
+        users, inv_u = torch.unique(u, return_inverse=True)
+        items, inv_v = torch.unique(torch.cat([i, j]), return_inverse=True)
+        Ub, Vb = tr.opt_u.fetch(users), tr.opt_v.fetch(items)
+        eu, eij = Ub[inv_u], Vb[inv_v]
+        ei, ej = eij[:B], eij[B:]
+        diff = ej - ei
+        x = (eu * diff).sum(1)
+        bpr = F.softplus(x).mean()
+        l2 = eu.square().sum(1).mean() + eij.square().sum(1).sum() / B
+        sig = torch.sigmoid(x).unsqueeze(1) / B
+        g_u, g_ij = sig * diff, torch.cat([-sig * eu, sig * eu])
+        out = {"bpr": bpr}
+        loss = bpr + reg * l2
+        if tr.adversarial:
+            rule, weight = tr.adversary.rule, tr.adversary.weight
+            U_all = tr.opt_u.current() if getattr(rule, "needs_all_users", False) else None
+            c = rule.coefficients(eu, u, U_all).unsqueeze(1)
+            pu = eu + c * F.normalize(g_u, dim=1)
+            pij = eij + c.repeat(2, 1) * F.normalize(g_ij, dim=1)
+            pi, pj = pij[:B], pij[B:]
+            pdiff = pj - pi
+            xa = (pu * pdiff).sum(1)
+            adv = F.softplus(xa).mean()
+            sa = torch.sigmoid(xa).unsqueeze(1) * (weight / B)
+            g_u = g_u + sa * pdiff
+            g_ij = g_ij + torch.cat([-sa * pu, sa * pu])
+            loss = loss + weight * adv
+            out["adversarial"] = adv
+        if reg:
+            g_u = g_u.add_(eu, alpha=2.0 * reg / B)
+            g_ij = g_ij.add_(eij, alpha=2.0 * reg / B)
+        grad_u = torch.zeros_like(Ub).index_add_(0, inv_u, g_u)
+        grad_v = torch.zeros_like(Vb).index_add_(0, inv_v, g_ij)
+        tr.opt_u.step(users, Ub, grad_u)
+        tr.opt_v.step(items, Vb, grad_v)
+        return {"loss": loss, **out}
+
+    def _dense_step(self, idx):
+        """One step with autograd and dense AdamW (LightGCN; the reference for the sparse path).
+
+        One lookup per final table (the items of i and j together); the L2 term's gradient is
+        added to the dense gradients after the backward pass (no second lookup through autograd).
+        """
+        tr = self._tr
+        u, i, j = (t[idx] for t in tr.triples)
+        B, reg = len(u), float(self.reg)
         Uf, Vf = tr.backbone.propagate(tr.U, tr.V)
-        eu, ei, ej = Uf[u], Vf[i], Vf[j]
+        eu, eij = Uf[u], Vf[torch.cat([i, j])]
+        ei, ej = eij[:B], eij[B:]
         bpr = F.softplus((eu * ej).sum(1) - (eu * ei).sum(1)).mean()
-        l2 = (tr.U[u].square().sum(1) + tr.V[i].square().sum(1) + tr.V[j].square().sum(1))
-        loss = bpr + float(self.reg) * l2.mean()
+        with torch.no_grad():
+            Ub, Vb = tr.U[u], tr.V[torch.cat([i, j])]
+            l2 = Ub.square().sum(1).mean() + Vb.square().sum(1).sum() / B
+        loss = bpr
         out = {"bpr": bpr}
         if tr.adversarial:  # BPR under the worst-case perturbation of the final embeddings
             rule, weight = tr.adversary.rule, tr.adversary.weight
@@ -121,16 +196,30 @@ class _EmbeddingRecommender(IterativeRecommender):
             out["adversarial"] = adv
         tr.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if reg:
+            with torch.no_grad():
+                tr.U.grad.index_add_(0, u, Ub, alpha=2.0 * reg / B)
+                tr.V.grad.index_add_(0, torch.cat([i, j]), Vb, alpha=2.0 * reg / B)
         tr.opt.step()
-        return {"loss": loss, **out}
+        return {"loss": loss.detach() + reg * l2, **out}
 
     def _end_epoch(self, record):
         record.setdefault("adversarial", None)  # before it is switched on, or never
+        self._flush()
+
+    def _flush(self):
+        """Bring the lazy weight decay of the row-sparse optimiser up to date (sparse path)."""
+        tr = self._tr
+        if tr.sparse:
+            tr.opt_u.flush()
+            tr.opt_v.flush()
 
     def _snapshot(self):
+        self._flush()
         return self._tr.U.detach().clone(), self._tr.V.detach().clone()
 
     def _restore(self, state):
+        self._flush()
         with torch.no_grad():
             self._tr.U.copy_(state[0])
             self._tr.V.copy_(state[1])
@@ -151,6 +240,7 @@ class _EmbeddingRecommender(IterativeRecommender):
     def _set_factors(self, fold_in=True):
         """Store the final embeddings (and the fold-in projection) from the current ego ones."""
         tr = self._tr
+        self._flush()
         with torch.no_grad():
             Uf, Vf = tr.backbone.propagate(tr.U.detach(), tr.V.detach())
             self.user_embeddings_ = Uf.clone()
