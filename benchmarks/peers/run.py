@@ -247,11 +247,34 @@ def plugin_rows(threads, repeat, only):
     return rows
 
 
+def _smoke_data():
+    from types import SimpleNamespace
+
+    from skadvrec.datasets import make_interactions
+    from skadvrec.model_selection import InteractionHoldout
+    from skadvrec.preprocessing import to_user_item_matrix
+
+    df = make_interactions(n_users=600, n_items=150, density=0.08, random_state=0,
+                           return_frame=True).interactions[["user", "item"]]
+    tr, te = next(InteractionHoldout(test_size=0.2, random_state=0).split(df))
+    train_df, test_df = df.iloc[tr].reset_index(drop=True), df.iloc[te].reset_index(drop=True)
+    n_u, n_i = df.user.max() + 1, df.item.max() + 1
+    import scipy.sparse as sp
+
+    def csr(d):
+        return sp.csr_matrix((np.ones(len(d), np.float32), (d.user, d.item)), shape=(n_u, n_i))
+    X1m = to_user_item_matrix(df)[0]
+    return SimpleNamespace(train=csr(train_df), test=csr(test_df), train_df=train_df,
+                           test_df=test_df), X1m
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--lightgcn-steps", type=int, default=10)
+    p.add_argument("--smoke", action="store_true",
+                   help="synthetic data instead of Gowalla / ML-1M (seconds; checks the script)")
     p.add_argument("--plugins", nargs="*", default=None,
                    help="plug-in modules to run (default: every one found; none: --plugins)")
     args = p.parse_args()
@@ -261,8 +284,11 @@ def main():
     header("peers: RecBole and implicit beside skadvrec (ratio = peer time / ours)", "cpu")
     print(f"recbole {recbole.__version__}  implicit {implicit.__version__}  "
           f"numpy {np.__version__}")
-    g = load_lightgcn_split("gowalla")
-    X1m = ml1m_matrix()
+    if args.smoke:
+        g, X1m = _smoke_data()
+    else:
+        g = load_lightgcn_split("gowalla")
+        X1m = ml1m_matrix()
     table = []
     for t in args.threads:
         torch.set_num_threads(t)
