@@ -220,95 +220,96 @@ def ridge_fold_in(V: torch.Tensor, l2: float) -> torch.Tensor:
 class RowAdamW:
     """AdamW on the rows of an embedding table that a step touches (a lazy, row-sparse AdamW).
 
-    ``p = fetch(rows)`` reads the rows a batch uses (``rows`` unique), and ``step(rows, p,
-    grad)`` updates only them (``grad`` their summed gradient): the rows' first and second moments are updated and the Adam step applied with the
-    global bias correction (step count t), as in ``torch.optim.SparseAdam`` / TensorFlow's
-    LazyAdam. Rows not in the batch keep their moments unchanged (dense Adam would decay them and
-    keep moving a row on its momentum); that is the only difference from ``torch.optim.AdamW``.
+    ``p = fetch(rows)`` reads the rows a batch uses (``rows`` unique) and ``step(rows, p,
+    grad)`` updates only them (``grad`` their summed gradient): their first and second moments
+    are updated and the Adam step applied with the global bias correction (step count t), as in
+    ``torch.optim.SparseAdam`` / TensorFlow's LazyAdam. Rows not in the batch keep their moments
+    unchanged (dense Adam would decay them and keep moving the row on its momentum); that is the
+    only difference from ``torch.optim.AdamW``.
 
     Weight decay is *exact*, not lazy: dense AdamW multiplies every row by (1 − lr·wd) at every
-    step. Here each row remembers the step at which it was last decayed; when it is fetched again
-    it is first multiplied by (1 − lr·wd)^(steps missed), and :meth:`flush` brings every row up to
-    date (called before the table is read as a whole: end of an epoch, snapshot, scoring). A row
+    step, and so does this one, through a common scale: the table is stored as values / s with
+    s = (1 − lr·wd)^(steps since the last flush), so decaying every row is one scalar product.
+    :meth:`fetch` returns true values; :meth:`flush` multiplies the stored table by s and resets
+    it (call it before reading ``table`` as a whole: end of an epoch, snapshot, scoring). A row
     that never gets a gradient therefore ends exactly where dense AdamW puts it, and a row
     touched at every step follows dense AdamW exactly.
+
+    The parameter and its two moments are stored interleaved, one (n_rows, 3, d) tensor, so a
+    step gathers and scatters each touched row once; ``table`` is a (strided) view of it.
 
     Parameters
     ----------
     table : Tensor of shape (n_rows, d)
-        Updated in place (not a leaf that requires grad).
+        The initial values (copied).
     lr, weight_decay, betas, eps : as ``torch.optim.AdamW``
+
+    Attributes
+    ----------
+    table : Tensor of shape (n_rows, d)
+        The parameter (a view; up to date after :meth:`flush`).
 
     Examples
     --------
     >>> import torch
-    >>> W = torch.ones(4, 2)
-    >>> opt = RowAdamW(W, lr=0.1, weight_decay=0.5)
+    >>> opt = RowAdamW(torch.ones(4, 2), lr=0.1, weight_decay=0.5)
     >>> rows = torch.tensor([0, 2])
     >>> opt.step(rows, opt.fetch(rows), torch.ones(2, 2))
     >>> opt.flush()
-    >>> W[:, 0]
+    >>> opt.table[:, 0]
     tensor([0.8500, 0.9500, 0.8500, 0.9500])
     """
 
     def __init__(self, table, *, lr=1e-3, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8):
-        self.table = table
+        n, d = table.shape
+        self.state = torch.zeros(n, 3, d, dtype=table.dtype, device=table.device)
+        self.state[:, 0] = table
+        self.table = self.state[:, 0]
         self.lr, self.weight_decay = float(lr), float(weight_decay)
         self.beta1, self.beta2 = (float(b) for b in betas)
         self.eps = float(eps)
-        self.exp_avg = torch.zeros_like(table)
-        self.exp_avg_sq = torch.zeros_like(table)
         self.t = 0
-        # decay per step and the step up to which each row has been decayed
-        self._keep = 1.0 - self.lr * self.weight_decay
-        self._decayed_to = (torch.zeros(table.shape[0], dtype=torch.long, device=table.device)
-                            if self.weight_decay > 0 else None)
-
-    def _decay_factors(self, rows, upto):
-        missed = (upto - self._decayed_to[rows]).to(self.table.dtype)
-        return torch.pow(torch.as_tensor(self._keep, dtype=self.table.dtype,
-                                         device=self.table.device), missed)
+        self._keep = 1.0 - self.lr * self.weight_decay  # decay factor per step
+        self._scale = 1.0  # true values = stored values * scale
+        self._block = None
 
     @torch.no_grad()
     def fetch(self, rows):
-        """``table[rows]`` (a new tensor) with the weight decay of the steps so far applied:
-        the values dense AdamW would hold now. Pass it back to :meth:`step` unchanged."""
-        p = self.table.index_select(0, rows)
-        if self._decayed_to is not None and self.t > 0:
-            p.mul_(self._decay_factors(rows, self.t).unsqueeze(1))
-            self._decayed_to.index_fill_(0, rows, self.t)
+        """The true values of ``table[rows]`` (a view of a gathered block; pass it to
+        :meth:`step` unchanged)."""
+        self._block = self.state.index_select(0, rows)
+        p = self._block[:, 0]
+        if self._scale != 1.0:
+            p.mul_(self._scale)
         return p
 
     @torch.no_grad()
     def step(self, rows, p, grad):
         """One AdamW step on ``table[rows]``: ``p`` is what :meth:`fetch` returned for the same
-        unique ``rows`` (updated in place and written back), ``grad`` their summed gradient."""
+        unique ``rows``, ``grad`` their summed gradient."""
+        block, self._block = self._block, None
         self.t += 1
         t, b1, b2 = self.t, self.beta1, self.beta2
-        if self._decayed_to is not None:
-            p.mul_(self._keep)
-            self._decayed_to.index_fill_(0, rows, t)
-        m = self.exp_avg.index_select(0, rows).mul_(b1).add_(grad, alpha=1.0 - b1)
-        v = self.exp_avg_sq.index_select(0, rows).mul_(b2).addcmul_(grad, grad, value=1.0 - b2)
-        self.exp_avg.index_copy_(0, rows, m)
-        self.exp_avg_sq.index_copy_(0, rows, v)
+        m, v = block[:, 1], block[:, 2]
+        m.mul_(b1).add_(grad, alpha=1.0 - b1)
+        v.mul_(b2).addcmul_(grad, grad, value=1.0 - b2)
         bc1, bc2 = 1.0 - b1 ** t, 1.0 - b2 ** t
-        denom = v.sqrt_().div_(bc2 ** 0.5).add_(self.eps)
+        denom = v.sqrt().div_(bc2 ** 0.5).add_(self.eps)
+        self._scale *= self._keep  # every row decays by (1 - lr·wd) this step
+        if self._keep != 1.0:
+            p.mul_(self._keep)
         p.addcdiv_(m, denom, value=-self.lr / bc1)
-        self.table.index_copy_(0, rows, p)
+        if self._scale != 1.0:
+            p.div_(self._scale)  # back to stored values
+        self.state.index_put_((rows,), block)
 
     @torch.no_grad()
     def flush(self):
-        """Apply the weight decay every row is owed up to the current step."""
-        if self._decayed_to is not None and self.t > 0:
-            all_rows = torch.arange(self.table.shape[0], device=self.table.device)
-            self.table.mul_(self._decay_factors(all_rows, self.t).unsqueeze(1))
-            self._decayed_to.fill_(self.t)
+        """Apply the common weight-decay scale to the stored table (then ``table`` is exact)."""
+        if self._scale != 1.0:
+            self.table.mul_(self._scale)
+            self._scale = 1.0
 
     def current(self):
-        """The table as dense AdamW's weight decay would have it now (a new tensor; the table
-        itself is left lazy)."""
-        if self._decayed_to is None or self.t == 0:
-            return self.table
-        all_rows = torch.arange(self.table.shape[0], device=self.table.device)
-        return self.table * self._decay_factors(all_rows, self.t).unsqueeze(1)
+        """The table's true values (a new tensor unless up to date; the table is left as is)."""
+        return self.table if self._scale == 1.0 else self.table * self._scale

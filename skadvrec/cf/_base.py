@@ -94,10 +94,11 @@ class _EmbeddingRecommender(IterativeRecommender):
         # updates only the rows of its batch. Graph propagation (LightGCN) spreads every
         # gradient over the whole tables: there the dense fused AdamW is the right tool.
         tr.sparse = bool(self._sparse_updates and tr.backbone.is_identity)
-        if tr.sparse:
-            tr.U, tr.V = U, V
-            opts = dict(lr=self.learning_rate, weight_decay=self.weight_decay)
-            tr.opt_u, tr.opt_v = RowAdamW(U, **opts), RowAdamW(V, **opts)
+        if tr.sparse:  # users and items in one table: one gather and one scatter a step
+            tr.row_opt = RowAdamW(torch.cat([U, V]), lr=self.learning_rate,
+                                  weight_decay=self.weight_decay)
+            tr.n_users = U.shape[0]
+            tr.U, tr.V = tr.row_opt.table[:tr.n_users], tr.row_opt.table[tr.n_users:]
         else:
             tr.U, tr.V = torch.nn.Parameter(U), torch.nn.Parameter(V)
             tr.opt = torch.optim.AdamW([tr.U, tr.V], lr=self.learning_rate,
@@ -130,41 +131,39 @@ class _EmbeddingRecommender(IterativeRecommender):
         tr = self._tr
         u, i, j = (t[idx] for t in tr.triples)
         B, reg = len(u), float(self.reg)
-        users, inv_u = torch.unique(u, return_inverse=True)
-        items, inv_v = torch.unique(torch.cat([i, j]), return_inverse=True)
-        Ub, Vb = tr.opt_u.fetch(users), tr.opt_v.fetch(items)
-        eu, eij = Ub[inv_u], Vb[inv_v]
+        # users then items in the one table of the optimiser
+        rows, inv = torch.unique(torch.cat([u, i + tr.n_users, j + tr.n_users]),
+                                 return_inverse=True)
+        E = tr.row_opt.fetch(rows)
+        e = E[inv]
+        eu, eij = e[:B], e[B:]
         ei, ej = eij[:B], eij[B:]
         diff = ej - ei
         x = (eu * diff).sum(1)
         bpr = F.softplus(x).mean()
-        l2 = eu.square().sum(1).mean() + eij.square().sum(1).sum() / B
+        l2 = e.square().sum() / B
         sig = torch.sigmoid(x).unsqueeze(1) / B
-        g_u, g_ij = sig * diff, torch.cat([-sig * eu, sig * eu])
+        g = torch.cat([sig * diff, -sig * eu, sig * eu])
         out = {"bpr": bpr}
         loss = bpr + reg * l2
         if tr.adversarial:
             rule, weight = tr.adversary.rule, tr.adversary.weight
-            U_all = tr.opt_u.current() if getattr(rule, "needs_all_users", False) else None
+            U_all = (tr.row_opt.current()[:tr.n_users]
+                     if getattr(rule, "needs_all_users", False) else None)
             c = rule.coefficients(eu, u, U_all).unsqueeze(1)
-            pu = eu + c * F.normalize(g_u, dim=1)
-            pij = eij + c.repeat(2, 1) * F.normalize(g_ij, dim=1)
-            pi, pj = pij[:B], pij[B:]
+            pe = e + c.repeat(3, 1) * F.normalize(g, dim=1)
+            pu, pi, pj = pe[:B], pe[B:2 * B], pe[2 * B:]
             pdiff = pj - pi
             xa = (pu * pdiff).sum(1)
             adv = F.softplus(xa).mean()
             sa = torch.sigmoid(xa).unsqueeze(1) * (weight / B)
-            g_u = g_u + sa * pdiff
-            g_ij = g_ij + torch.cat([-sa * pu, sa * pu])
+            g = g + torch.cat([sa * pdiff, -sa * pu, sa * pu])
             loss = loss + weight * adv
             out["adversarial"] = adv
         if reg:
-            g_u = g_u.add_(eu, alpha=2.0 * reg / B)
-            g_ij = g_ij.add_(eij, alpha=2.0 * reg / B)
-        grad_u = torch.zeros_like(Ub).index_add_(0, inv_u, g_u)
-        grad_v = torch.zeros_like(Vb).index_add_(0, inv_v, g_ij)
-        tr.opt_u.step(users, Ub, grad_u)
-        tr.opt_v.step(items, Vb, grad_v)
+            g = g.add_(e, alpha=2.0 * reg / B)
+        grad = torch.zeros_like(E).index_add_(0, inv, g)
+        tr.row_opt.step(rows, E, grad)
         return {"loss": loss, **out}
 
     def _dense_step(self, idx):
@@ -211,8 +210,7 @@ class _EmbeddingRecommender(IterativeRecommender):
         """Bring the lazy weight decay of the row-sparse optimiser up to date (sparse path)."""
         tr = self._tr
         if tr.sparse:
-            tr.opt_u.flush()
-            tr.opt_v.flush()
+            tr.row_opt.flush()
 
     def _snapshot(self):
         self._flush()
@@ -243,8 +241,8 @@ class _EmbeddingRecommender(IterativeRecommender):
         self._flush()
         with torch.no_grad():
             Uf, Vf = tr.backbone.propagate(tr.U.detach(), tr.V.detach())
-            self.user_embeddings_ = Uf.clone()
-            self.item_embeddings_ = Vf.clone()
+            self.user_embeddings_ = Uf.clone(memory_format=torch.contiguous_format)
+            self.item_embeddings_ = Vf.clone(memory_format=torch.contiguous_format)
             if fold_in:  # u(x) = (VᵀV + αI)⁻¹ Vᵀ x = x @ P
                 self.fold_in_projection_ = ridge_fold_in(Vf, self.fold_in_l2)
 
@@ -290,14 +288,19 @@ class _EmbeddingRecommender(IterativeRecommender):
 
 # numpydoc entries shared by the estimators of this family (filled into their docstrings)
 _TRAINING_PARAMS = """\
-    learning_rate : float, default=1e-3
-        AdamW step size.
+    learning_rate : float, default={learning_rate}
+        AdamW step size{lr_note}. With the MF backbone (and LightGCN with ``n_layers=0``) a step
+        reads and updates only the embedding rows of its batch (a row-sparse AdamW,
+        :class:`skadvrec._torch.RowAdamW`): a row's Adam moments change only when it is in a
+        batch, while its weight decay is applied exactly as dense AdamW would (the steps it
+        missed are caught up when it is next read and at the end of each epoch). Graph
+        propagation touches every row, so LightGCN trains with dense (fused) AdamW.
     weight_decay : float, default={weight_decay}
         AdamW's decoupled weight decay ({weight_decay_note}).
     reg : float, default=1e-4
         Weight of the L2 term mean(‖u⁰‖² + ‖i⁰‖² + ‖j⁰‖²) on the batch's ego embeddings.
-    init_std : float, default=0.1
-        Ego embeddings start as N(0, init_std²).
+    init_std : float, default={init_std}
+        Ego embeddings start as N(0, init_std²){init_note}.
     batch_size : int, default=2048
         Triples per step (one epoch = as many triples as training interactions); also users
         per scoring batch.
@@ -324,9 +327,10 @@ _TRAINING_PARAMS = """\
     verbose : bool, default=False
         Show a tqdm bar over epochs."""
 
-# the PamaCF code's MF training settings: the defaults of BPRMF, APR and PamaCF
+# the PamaCF code's MF training settings: the defaults of APR and PamaCF
 _PAMACF_TRAINING_PARAMS = _TRAINING_PARAMS.format(
-    weight_decay=0.01, max_iter=30,
+    weight_decay=0.01, max_iter=30, learning_rate="1e-3", lr_note=" (the PamaCF code)",
+    init_std=0.1, init_note=" (the PamaCF code's initialisation)",
     weight_decay_note="PyTorch's AdamW default, as in the PamaCF code")
 
 _ATTRIBUTES_AND_NOTES = """\
