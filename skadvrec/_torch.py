@@ -222,10 +222,16 @@ class RowAdamW:
 
     ``p = fetch(rows)`` reads the rows a batch uses (``rows`` unique) and ``step(rows, p,
     grad)`` updates only them (``grad`` their summed gradient): their first and second moments
-    are updated and the Adam step applied with the global bias correction (step count t), as in
-    ``torch.optim.SparseAdam`` / TensorFlow's LazyAdam. Rows not in the batch keep their moments
-    unchanged (dense Adam would decay them and keep moving the row on its momentum); that is the
-    only difference from ``torch.optim.AdamW``.
+    are updated and the Adam step applied with the global bias correction (step count t).
+
+    Rows a step leaves out are caught up when they are next fetched (and by :meth:`flush`):
+    dense Adam would have moved such a row k times on its decaying momentum, by
+    lr · Σ_{s=1..k} b1^s m / (√(b2^s v̂) + eps); this is applied in closed form as
+    lr · m̂ / (√v̂ + eps) · r (1 − r^k) / (1 − r) with r = b1 / √b2, and the moments are decayed
+    by b1^k and b2^k. The closed form holds the bias corrections at their current values and
+    moves eps out of the sum, so it is exact when a row is touched at every step or never, with
+    b1 = 0, and up to those two approximations otherwise (``catch_up=False`` gives the lazy
+    Adam of ``torch.optim.SparseAdam`` / TensorFlow's LazyAdam, which skips this movement).
 
     Weight decay is *exact*, not lazy: dense AdamW multiplies every row by (1 − lr·wd) at every
     step, and so does this one, through a common scale: the table is stored as values / s with
@@ -243,6 +249,8 @@ class RowAdamW:
     table : Tensor of shape (n_rows, d)
         The initial values (copied).
     lr, weight_decay, betas, eps : as ``torch.optim.AdamW``
+    catch_up : bool, default=True
+        Apply the momentum movement of the steps a row missed (see above).
 
     Attributes
     ----------
@@ -260,7 +268,8 @@ class RowAdamW:
     tensor([0.8500, 0.9500, 0.8500, 0.9500])
     """
 
-    def __init__(self, table, *, lr=1e-3, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8):
+    def __init__(self, table, *, lr=1e-3, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8,
+                 catch_up=True):
         n, d = table.shape
         self.state = torch.zeros(n, 3, d, dtype=table.dtype, device=table.device)
         self.state[:, 0] = table
@@ -272,6 +281,24 @@ class RowAdamW:
         self._keep = 1.0 - self.lr * self.weight_decay  # decay factor per step
         self._scale = 1.0  # true values = stored values * scale
         self._block = None
+        # the step up to which each row's momentum has been applied
+        self._last = (torch.zeros(n, dtype=torch.long, device=table.device)
+                      if catch_up and self.beta1 > 0 else None)
+
+    def _catch_up(self, rows, block):
+        """Move the rows of ``block`` (true values) on the momentum of the steps they missed."""
+        if self._last is None or self.t == 0:
+            return
+        k = (self.t - self._last[rows]).to(block.dtype).unsqueeze(1)
+        b1, b2 = self.beta1, self.beta2
+        r = b1 / b2 ** 0.5
+        factor = r * (1.0 - torch.pow(r, k)) / (1.0 - r)
+        p, m, v = block[:, 0], block[:, 1], block[:, 2]
+        bc1, bc2 = 1.0 - b1 ** self.t, 1.0 - b2 ** self.t
+        denom = v.sqrt().div_(bc2 ** 0.5).add_(self.eps)
+        p.addcdiv_(m * factor, denom, value=-self.lr / bc1)
+        m.mul_(torch.pow(b1, k))
+        v.mul_(torch.pow(b2, k))
 
     @torch.no_grad()
     def fetch(self, rows):
@@ -281,6 +308,7 @@ class RowAdamW:
         p = self._block[:, 0]
         if self._scale != 1.0:
             p.mul_(self._scale)
+        self._catch_up(rows, self._block)
         return p
 
     @torch.no_grad()
@@ -302,14 +330,22 @@ class RowAdamW:
         if self._scale != 1.0:
             p.div_(self._scale)  # back to stored values
         self.state.index_put_((rows,), block)
+        if self._last is not None:
+            self._last.index_fill_(0, rows, t)
 
     @torch.no_grad()
     def flush(self):
-        """Apply the common weight-decay scale to the stored table (then ``table`` is exact)."""
+        """Apply the common weight-decay scale and every row's pending momentum movement to the
+        stored table (then ``table`` holds what dense AdamW would)."""
         if self._scale != 1.0:
             self.table.mul_(self._scale)
             self._scale = 1.0
+        if self._last is not None and self.t > 0:
+            rows = torch.arange(self.state.shape[0], device=self.state.device)
+            self._catch_up(rows, self.state)
+            self._last.fill_(self.t)
 
     def current(self):
-        """The table's true values (a new tensor unless up to date; the table is left as is)."""
+        """The table's values with the weight decay applied (pending momentum movement left
+        out; a new tensor unless up to date; the table is left as is)."""
         return self.table if self._scale == 1.0 else self.table * self._scale
