@@ -289,12 +289,12 @@ class _EmbeddingRecommender(IterativeRecommender):
 # numpydoc entries shared by the estimators of this family (filled into their docstrings)
 _TRAINING_PARAMS = """\
     learning_rate : float, default={learning_rate}
-        AdamW step size{lr_note}. With the MF backbone (and LightGCN with ``n_layers=0``) a step
-        reads and updates only the embedding rows of its batch (a row-sparse AdamW,
-        :class:`skadvrec._torch.RowAdamW`): a row's Adam moments change only when it is in a
-        batch, while its weight decay is applied exactly as dense AdamW would (the steps it
-        missed are caught up when it is next read and at the end of each epoch). Graph
-        propagation touches every row, so LightGCN trains with dense (fused) AdamW.
+        AdamW step size{lr_note}. With the MF backbone (and LightGCN with ``n_layers=0``) a
+        step reads and updates only the embedding rows of its batch (a row-sparse AdamW,
+        :class:`skadvrec._torch.RowAdamW`); what dense AdamW would have done to a row during
+        the steps it missed (weight decay exactly, the momentum movement in closed form) is
+        caught up when it is next read and at the end of each epoch. Graph propagation
+        touches every row, so LightGCN trains with dense (fused) AdamW.
     weight_decay : float, default={weight_decay}
         AdamW's decoupled weight decay ({weight_decay_note}).
     reg : float, default=1e-4
@@ -330,7 +330,7 @@ _TRAINING_PARAMS = """\
 # the PamaCF code's MF training settings: the defaults of APR and PamaCF
 _PAMACF_TRAINING_PARAMS = _TRAINING_PARAMS.format(
     weight_decay=0.01, max_iter=30, learning_rate="1e-3", lr_note=" (the PamaCF code)",
-    init_std=0.1, init_note=" (the PamaCF code's initialisation)",
+    init_std=0.1, init_note=", the PamaCF code's initialisation",
     weight_decay_note="PyTorch's AdamW default, as in the PamaCF code")
 
 _ATTRIBUTES_AND_NOTES = """\
