@@ -217,6 +217,13 @@ def ridge_fold_in(V: torch.Tensor, l2: float) -> torch.Tensor:
     return torch.linalg.solve(gram, V.T).T.contiguous()
 
 
+def _steps_to_tiny(beta):
+    """Steps after which beta**k < 1e-20."""
+    import math
+
+    return math.inf if beta <= 0 else (-20.0 / math.log10(beta) if beta < 1 else math.inf)
+
+
 class RowAdamW:
     """AdamW on the rows of an embedding table that a step touches (a lazy, row-sparse AdamW).
 
@@ -298,8 +305,9 @@ class RowAdamW:
         # (contiguous first: sqrt of a strided view is several times slower on the CPU)
         denom = v.contiguous().sqrt_().div_(bc2 ** 0.5).add_(self.eps)
         p.addcdiv_(m * factor, denom, value=-self.lr / bc1)
-        m.mul_(torch.pow(b1, k))
-        v.mul_(torch.pow(b2, k))
+        # decays below 1e-20 are 0: products in the subnormal range slow the CPU down
+        m.mul_(torch.pow(b1, k).masked_fill_(k > _steps_to_tiny(b1), 0.0))
+        v.mul_(torch.pow(b2, k).masked_fill_(k > _steps_to_tiny(b2), 0.0))
 
     @torch.no_grad()
     def fetch(self, rows):
