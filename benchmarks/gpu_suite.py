@@ -118,3 +118,7 @@ def main():
     with open(args.out, "w") as fh:
         fh.write(text)
     print(text)
+
+
+if __name__ == "__main__":
+    main()
