@@ -16,6 +16,7 @@ import argparse
 
 import numpy as np
 import torch
+from sklearn.base import clone
 
 from _common import header, print_table, timed
 from skadvrec.cf import APR, BPRMF, LightGCN, PamaCF
@@ -28,21 +29,35 @@ def main():
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--models", nargs="+", default=["bprmf", "apr", "pamacf", "lightgcn"])
+    p.add_argument("--dense", action="store_true",
+                   help="also time the dense reference path (autograd + dense AdamW) of the MF "
+                        "models, alternating with the row-sparse one")
+    p.add_argument("--threads", type=int, default=None)
     args = p.parse_args()
     dev = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                        else ("cpu" if args.device == "auto" else args.device))
+    if args.threads:
+        torch.set_num_threads(args.threads)
     header("Gowalla: epoch and full-ranking evaluation time", dev)
     g = load_lightgcn_split("gowalla")
     common = dict(device=str(dev), random_state=0, max_iter=args.epochs)
     models = {"bprmf": BPRMF(**common), "apr": APR(n_pretrain_epochs=0, **common),
               "pamacf": PamaCF(n_pretrain_epochs=0, **common), "lightgcn": LightGCN(**common)}
     rows = []
-    for name in args.models:
-        model = models[name].fit(g.train_df)
+    runs = [(name, False) for name in args.models]
+    if args.dense:
+        runs = [r for name in args.models
+                for r in ([(name, False), (name, True)] if name != "lightgcn" else [(name, False)])]
+    for name, dense in runs:
+        model = clone(models[name])
+        if dense:
+            model._sparse_updates = False  # the reference path
+        model.fit(g.train_df)
         secs = [h["seconds"] for h in model.history_]
         t_eval, (vals, _) = timed(lambda: model.evaluate(g.test_df, ["recall_all@20", "ndcg@20"]),
                                   repeat=args.repeat, sync_device=dev)
-        rows.append({"model": name, "epoch s (median)": f"{np.median(secs):.3f}",
+        rows.append({"model": name + (" (dense ref.)" if dense else ""),
+                     "epoch s (median)": f"{np.median(secs):.3f}",
                      "first epoch s": f"{secs[0]:.3f}", "eval s": f"{t_eval:.3f}",
                      "users": len(vals["ndcg@20"]),
                      f"Recall@20 after {args.epochs} ep": f"{np.nanmean(vals['recall_all@20']):.4f}"})

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 import torch
 
 __all__ = [
+    "RowAdamW",
     "resolve_device",
     "resolve_dtype",
     "make_generator",
@@ -253,3 +254,146 @@ def ridge_fold_in(V: torch.Tensor, l2: float) -> torch.Tensor:
     d = V.shape[1]
     gram = V.T @ V + float(l2) * torch.eye(d, device=V.device, dtype=V.dtype)
     return torch.linalg.solve(gram, V.T).T.contiguous()
+
+
+def _steps_to_tiny(beta):
+    """Steps after which beta**k < 1e-20."""
+    import math
+
+    return math.inf if beta <= 0 else (-20.0 / math.log10(beta) if beta < 1 else math.inf)
+
+
+class RowAdamW:
+    """AdamW on the rows of an embedding table that a step touches (a lazy, row-sparse AdamW).
+
+    ``p = fetch(rows)`` reads the rows a batch uses (``rows`` unique) and ``step(rows, p,
+    grad)`` updates only them (``grad`` their summed gradient): their first and second moments
+    are updated and the Adam step applied with the global bias correction (step count t).
+
+    Rows a step leaves out are caught up when they are next fetched (and by :meth:`flush`):
+    dense Adam would have moved such a row k times on its decaying momentum, by
+    lr · Σ_{s=1..k} b1^s m / (√(b2^s v̂) + eps); this is applied in closed form as
+    lr · m̂ / (√v̂ + eps) · r (1 − r^k) / (1 − r) with r = b1 / √b2, and the moments are decayed
+    by b1^k and b2^k. The closed form holds the bias corrections at their current values and
+    moves eps out of the sum, so it is exact when a row is touched at every step or never, with
+    b1 = 0, and up to those two approximations otherwise (``catch_up=False`` gives the lazy
+    Adam of ``torch.optim.SparseAdam`` / TensorFlow's LazyAdam, which skips this movement).
+
+    Weight decay is *exact*, not lazy: dense AdamW multiplies every row by (1 − lr·wd) at every
+    step, and so does this one, through a common scale: the table is stored as values / s with
+    s = (1 − lr·wd)^(steps since the last flush), so decaying every row is one scalar product.
+    :meth:`fetch` returns true values; :meth:`flush` multiplies the stored table by s and resets
+    it (call it before reading ``table`` as a whole: end of an epoch, snapshot, scoring). A row
+    that never gets a gradient therefore ends exactly where dense AdamW puts it, and a row
+    touched at every step follows dense AdamW exactly.
+
+    The parameter and its two moments are stored interleaved, one (n_rows, 3, d) tensor, so a
+    step gathers and scatters each touched row once; ``table`` is a (strided) view of it.
+
+    Parameters
+    ----------
+    table : Tensor of shape (n_rows, d)
+        The initial values (copied).
+    lr, weight_decay, betas, eps : as ``torch.optim.AdamW``
+    catch_up : bool, default=True
+        Apply the momentum movement of the steps a row missed (see above).
+
+    Attributes
+    ----------
+    table : Tensor of shape (n_rows, d)
+        The parameter (a view; up to date after :meth:`flush`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> opt = RowAdamW(torch.ones(4, 2), lr=0.1, weight_decay=0.5)
+    >>> rows = torch.tensor([0, 2])
+    >>> opt.step(rows, opt.fetch(rows), torch.ones(2, 2))
+    >>> opt.flush()
+    >>> opt.table[:, 0]
+    tensor([0.8500, 0.9500, 0.8500, 0.9500])
+    """
+
+    def __init__(self, table, *, lr=1e-3, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8,
+                 catch_up=True):
+        n, d = table.shape
+        self.state = torch.zeros(n, 3, d, dtype=table.dtype, device=table.device)
+        self.state[:, 0] = table
+        self.table = self.state[:, 0]
+        self.lr, self.weight_decay = float(lr), float(weight_decay)
+        self.beta1, self.beta2 = (float(b) for b in betas)
+        self.eps = float(eps)
+        self.t = 0
+        self._keep = 1.0 - self.lr * self.weight_decay  # decay factor per step
+        self._scale = 1.0  # true values = stored values * scale
+        self._block = None
+        # the step up to which each row's momentum has been applied
+        self._last = (torch.zeros(n, dtype=torch.long, device=table.device)
+                      if catch_up and self.beta1 > 0 else None)
+
+    def _catch_up(self, rows, block):
+        """Move the rows of ``block`` (true values) on the momentum of the steps they missed."""
+        if self._last is None or self.t == 0:
+            return
+        k = (self.t - self._last[rows]).to(block.dtype).unsqueeze(1)
+        b1, b2 = self.beta1, self.beta2
+        r = b1 / b2 ** 0.5
+        factor = r * (1.0 - torch.pow(r, k)) / (1.0 - r)
+        p, m, v = block[:, 0], block[:, 1], block[:, 2]
+        bc1, bc2 = 1.0 - b1 ** self.t, 1.0 - b2 ** self.t
+        # (contiguous first: sqrt of a strided view is several times slower on the CPU)
+        denom = v.contiguous().sqrt_().div_(bc2 ** 0.5).add_(self.eps)
+        p.addcdiv_(m * factor, denom, value=-self.lr / bc1)
+        # decays below 1e-20 are 0: products in the subnormal range slow the CPU down
+        m.mul_(torch.pow(b1, k).masked_fill_(k > _steps_to_tiny(b1), 0.0))
+        v.mul_(torch.pow(b2, k).masked_fill_(k > _steps_to_tiny(b2), 0.0))
+
+    @torch.no_grad()
+    def fetch(self, rows):
+        """The true values of ``table[rows]`` (a view of a gathered block; pass it to
+        :meth:`step` unchanged)."""
+        self._block = self.state.index_select(0, rows)
+        p = self._block[:, 0]
+        if self._scale != 1.0:
+            p.mul_(self._scale)
+        self._catch_up(rows, self._block)
+        return p
+
+    @torch.no_grad()
+    def step(self, rows, p, grad):
+        """One AdamW step on ``table[rows]``: ``p`` is what :meth:`fetch` returned for the same
+        unique ``rows``, ``grad`` their summed gradient."""
+        block, self._block = self._block, None
+        self.t += 1
+        t, b1, b2 = self.t, self.beta1, self.beta2
+        m, v = block[:, 1], block[:, 2]
+        m.mul_(b1).add_(grad, alpha=1.0 - b1)
+        v.mul_(b2).addcmul_(grad, grad, value=1.0 - b2)
+        bc1, bc2 = 1.0 - b1 ** t, 1.0 - b2 ** t
+        denom = v.contiguous().sqrt_().div_(bc2 ** 0.5).add_(self.eps)
+        self._scale *= self._keep  # every row decays by (1 - lr·wd) this step
+        if self._keep != 1.0:
+            p.mul_(self._keep)
+        p.addcdiv_(m, denom, value=-self.lr / bc1)
+        if self._scale != 1.0:
+            p.div_(self._scale)  # back to stored values
+        self.state.index_put_((rows,), block)
+        if self._last is not None:
+            self._last.index_fill_(0, rows, t)
+
+    @torch.no_grad()
+    def flush(self):
+        """Apply the common weight-decay scale and every row's pending momentum movement to the
+        stored table (then ``table`` holds what dense AdamW would)."""
+        if self._scale != 1.0:
+            self.table.mul_(self._scale)
+            self._scale = 1.0
+        if self._last is not None and self.t > 0:
+            rows = torch.arange(self.state.shape[0], device=self.state.device)
+            self._catch_up(rows, self.state)
+            self._last.fill_(self.t)
+
+    def current(self):
+        """The table's values with the weight decay applied (pending momentum movement left
+        out; a new tensor unless up to date; the table is left as is)."""
+        return self.table if self._scale == 1.0 else self.table * self._scale

@@ -217,3 +217,25 @@ def test_device_gram_path_matches_scipy(data, weights):
     a = _gram(data.X, w, dev, torch.float64, method="scipy")
     b = _gram(data.X, w, dev, torch.float64, method="torch")
     np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-12, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-3)])
+def test_cpu_inverse_through_lapack(dtype, tol):
+    """The CPU inverse (LAPACK potrf + potri, mirrored in place by blocks of 1024 rows) is the
+    symmetric inverse, across a block boundary, in either precision, on 1 or 2 BLAS threads."""
+    from skadvrec.linear.ease import _spd_inverse
+
+    rng = np.random.default_rng(0)
+    A = rng.random((300, 1100))
+    G = A.T @ A + 5.0 * np.eye(1100)
+    ref = np.linalg.inv(G)
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            P = _spd_inverse(torch.tensor(G, dtype=dtype), 5.0, dtype)
+            assert P.dtype == dtype and P.is_contiguous()
+            assert torch.equal(P, P.T)
+            np.testing.assert_allclose(P.double().numpy(), ref, rtol=tol, atol=tol * ref.max())
+    finally:
+        torch.set_num_threads(before)

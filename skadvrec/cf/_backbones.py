@@ -103,6 +103,8 @@ def propagate(graph, U, V, n_layers):
 class MFBackbone:
     """Matrix factorisation: the final embeddings are the ego embeddings."""
 
+    is_identity = True  # the trainer may then update the batch's rows only
+
     def prepare(self, X, device, dtype):
         """Nothing to build; returns self."""
         return self
@@ -132,6 +134,11 @@ class LightGCNBackbone:
     def __init__(self, n_layers):
         self.n_layers = int(n_layers)
         self.graph = None
+
+    @property
+    def is_identity(self):
+        """True with no layer (then it is :class:`MFBackbone`)."""
+        return self.n_layers == 0
 
     def prepare(self, X, device, dtype):
         """Build the normalised graph of the training matrix ``X`` on ``device``; returns self."""

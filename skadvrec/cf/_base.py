@@ -25,7 +25,7 @@ from sklearn.utils import metadata_routing
 
 from .._params import ITERATIVE_CONSTRAINTS, NON_NEGATIVE_REAL, POSITIVE_INT, POSITIVE_REAL
 from .._sampling import TripleSampler
-from .._torch import adam_options, ridge_fold_in
+from .._torch import RowAdamW, adam_options, ridge_fold_in
 from .._warnings import warn
 from ..base import IterativeRecommender
 from ._backbones import MFBackbone
@@ -68,6 +68,9 @@ class _EmbeddingRecommender(IterativeRecommender):
     _validation_protocol = "interactions"
     # each epoch's triples are i.i.d. draws already: take them in order (no extra permutation)
     _shuffle = False
+    # row-sparse training for the MF backbone (False: dense AdamW with autograd, the reference
+    # the sparse path is tested against; a private switch, not a parameter)
+    _sparse_updates = True
 
     # -- what the subclasses choose ----------------------------------------------------------
     def _backbone(self):
@@ -85,12 +88,21 @@ class _EmbeddingRecommender(IterativeRecommender):
             train = train.sorted_indices()
         tr.backbone = self._backbone().prepare(train, dev, dtype)
         d, std = int(self.n_components), float(self.init_std)
-        tr.U = torch.nn.Parameter(torch.randn(train.shape[0], d, generator=gen, device=dev,
-                                              dtype=dtype) * std)
-        tr.V = torch.nn.Parameter(torch.randn(train.shape[1], d, generator=gen, device=dev,
-                                              dtype=dtype) * std)
-        tr.opt = torch.optim.AdamW([tr.U, tr.V], lr=self.learning_rate,
-                                   weight_decay=self.weight_decay, **adam_options(dev))
+        U = torch.randn(train.shape[0], d, generator=gen, device=dev, dtype=dtype) * std
+        V = torch.randn(train.shape[1], d, generator=gen, device=dev, dtype=dtype) * std
+        # row-sparse updates where the final embeddings are the ego ones (MF): a step reads and
+        # updates only the rows of its batch. Graph propagation (LightGCN) spreads every
+        # gradient over the whole tables: there the dense fused AdamW is the right tool.
+        tr.sparse = bool(self._sparse_updates and tr.backbone.is_identity)
+        if tr.sparse:  # users and items in one table: one gather and one scatter a step
+            tr.row_opt = RowAdamW(torch.cat([U, V]), lr=self.learning_rate,
+                                  weight_decay=self.weight_decay)
+            tr.n_users = U.shape[0]
+            tr.U, tr.V = tr.row_opt.table[:tr.n_users], tr.row_opt.table[tr.n_users:]
+        else:
+            tr.U, tr.V = torch.nn.Parameter(U), torch.nn.Parameter(V)
+            tr.opt = torch.optim.AdamW([tr.U, tr.V], lr=self.learning_rate,
+                                       weight_decay=self.weight_decay, **adam_options(dev))
         tr.sampler, tr.gen, tr.n = TripleSampler(train, dev), gen, int(train.nnz)
         tr.adversary, tr.adversarial = self._adversary(), False
         return tr.n  # one epoch = as many triples as training interactions
@@ -102,13 +114,75 @@ class _EmbeddingRecommender(IterativeRecommender):
         tr.adversarial = adv is not None and epoch >= adv.n_pretrain_epochs and adv.weight > 0
 
     def _train_step(self, idx):
+        if self._tr.sparse:
+            return self._sparse_step(idx)
+        return self._dense_step(idx)
+
+    def _sparse_step(self, idx):
+        """One step on the rows of the batch only, with the gradients in closed form.
+
+        With s(u, i) = e_uᵀe_i, x = s(u, j) − s(u, i) and σ the logistic function, the batch
+        mean of softplus(x) has the per-triple gradients σ(x)(e_j − e_i)/B, −σ(x)e_u/B and
+        σ(x)e_u/B; the L2 term adds 2·reg·e/B for each occurrence. Each table is read once (the
+        unique rows of the batch), the occurrences' gradients are summed per unique row and the
+        row-sparse AdamW updates those rows alone. The adversarial term treats the perturbation
+        as a constant, as the autograd path does (``torch.autograd.grad`` without a graph).
+        """
         tr = self._tr
         u, i, j = (t[idx] for t in tr.triples)
+        B, reg = len(u), float(self.reg)
+        # users then items in the one table of the optimiser
+        rows, inv = torch.unique(torch.cat([u, i + tr.n_users, j + tr.n_users]),
+                                 return_inverse=True)
+        E = tr.row_opt.fetch(rows)
+        e = E[inv]
+        eu, eij = e[:B], e[B:]
+        ei, ej = eij[:B], eij[B:]
+        diff = ej - ei
+        x = (eu * diff).sum(1)
+        bpr = F.softplus(x).mean()
+        l2 = e.square().sum() / B
+        sig = torch.sigmoid(x).unsqueeze(1) / B
+        g = torch.cat([sig * diff, -sig * eu, sig * eu])
+        out = {"bpr": bpr}
+        loss = bpr + reg * l2
+        if tr.adversarial:
+            rule, weight = tr.adversary.rule, tr.adversary.weight
+            U_all = (tr.row_opt.current()[:tr.n_users]
+                     if getattr(rule, "needs_all_users", False) else None)
+            c = rule.coefficients(eu, u, U_all).unsqueeze(1)
+            pe = e + c.repeat(3, 1) * F.normalize(g, dim=1)
+            pu, pi, pj = pe[:B], pe[B:2 * B], pe[2 * B:]
+            pdiff = pj - pi
+            xa = (pu * pdiff).sum(1)
+            adv = F.softplus(xa).mean()
+            sa = torch.sigmoid(xa).unsqueeze(1) * (weight / B)
+            g = g + torch.cat([sa * pdiff, -sa * pu, sa * pu])
+            loss = loss + weight * adv
+            out["adversarial"] = adv
+        if reg:
+            g = g.add_(e, alpha=2.0 * reg / B)
+        grad = torch.zeros_like(E).index_add_(0, inv, g)
+        tr.row_opt.step(rows, E, grad)
+        return {"loss": loss, **out}
+
+    def _dense_step(self, idx):
+        """One step with autograd and dense AdamW (LightGCN; the reference for the sparse path).
+
+        One lookup per final table (the items of i and j together); the L2 term's gradient is
+        added to the dense gradients after the backward pass (no second lookup through autograd).
+        """
+        tr = self._tr
+        u, i, j = (t[idx] for t in tr.triples)
+        B, reg = len(u), float(self.reg)
         Uf, Vf = tr.backbone.propagate(tr.U, tr.V)
-        eu, ei, ej = Uf[u], Vf[i], Vf[j]
+        eu, eij = Uf[u], Vf[torch.cat([i, j])]
+        ei, ej = eij[:B], eij[B:]
         bpr = F.softplus((eu * ej).sum(1) - (eu * ei).sum(1)).mean()
-        l2 = (tr.U[u].square().sum(1) + tr.V[i].square().sum(1) + tr.V[j].square().sum(1))
-        loss = bpr + float(self.reg) * l2.mean()
+        with torch.no_grad():
+            Ub, Vb = tr.U[u], tr.V[torch.cat([i, j])]
+            l2 = Ub.square().sum(1).mean() + Vb.square().sum(1).sum() / B
+        loss = bpr
         out = {"bpr": bpr}
         if tr.adversarial:  # BPR under the worst-case perturbation of the final embeddings
             rule, weight = tr.adversary.rule, tr.adversary.weight
@@ -121,16 +195,29 @@ class _EmbeddingRecommender(IterativeRecommender):
             out["adversarial"] = adv
         tr.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if reg:
+            with torch.no_grad():
+                tr.U.grad.index_add_(0, u, Ub, alpha=2.0 * reg / B)
+                tr.V.grad.index_add_(0, torch.cat([i, j]), Vb, alpha=2.0 * reg / B)
         tr.opt.step()
-        return {"loss": loss, **out}
+        return {"loss": loss.detach() + reg * l2, **out}
 
     def _end_epoch(self, record):
         record.setdefault("adversarial", None)  # before it is switched on, or never
+        self._flush()
+
+    def _flush(self):
+        """Bring the lazy weight decay of the row-sparse optimiser up to date (sparse path)."""
+        tr = self._tr
+        if tr.sparse:
+            tr.row_opt.flush()
 
     def _snapshot(self):
+        self._flush()
         return self._tr.U.detach().clone(), self._tr.V.detach().clone()
 
     def _restore(self, state):
+        self._flush()
         with torch.no_grad():
             self._tr.U.copy_(state[0])
             self._tr.V.copy_(state[1])
@@ -151,10 +238,11 @@ class _EmbeddingRecommender(IterativeRecommender):
     def _set_factors(self, fold_in=True):
         """Store the final embeddings (and the fold-in projection) from the current ego ones."""
         tr = self._tr
+        self._flush()
         with torch.no_grad():
             Uf, Vf = tr.backbone.propagate(tr.U.detach(), tr.V.detach())
-            self.user_embeddings_ = Uf.clone()
-            self.item_embeddings_ = Vf.clone()
+            self.user_embeddings_ = Uf.clone(memory_format=torch.contiguous_format)
+            self.item_embeddings_ = Vf.clone(memory_format=torch.contiguous_format)
             if fold_in:  # u(x) = (VᵀV + αI)⁻¹ Vᵀ x = x @ P
                 self.fold_in_projection_ = ridge_fold_in(Vf, self.fold_in_l2)
 
@@ -200,14 +288,19 @@ class _EmbeddingRecommender(IterativeRecommender):
 
 # numpydoc entries shared by the estimators of this family (filled into their docstrings)
 _TRAINING_PARAMS = """\
-    learning_rate : float, default=1e-3
-        AdamW step size.
+    learning_rate : float, default={learning_rate}
+        AdamW step size{lr_note}. With the MF backbone (and LightGCN with ``n_layers=0``) a
+        step reads and updates only the embedding rows of its batch (a row-sparse AdamW,
+        :class:`skadvrec._torch.RowAdamW`); what dense AdamW would have done to a row during
+        the steps it missed (weight decay exactly, the momentum movement in closed form) is
+        caught up when it is next read and at the end of each epoch. Graph propagation
+        touches every row, so LightGCN trains with dense (fused) AdamW.
     weight_decay : float, default={weight_decay}
         AdamW's decoupled weight decay ({weight_decay_note}).
     reg : float, default=1e-4
         Weight of the L2 term mean(‖u⁰‖² + ‖i⁰‖² + ‖j⁰‖²) on the batch's ego embeddings.
-    init_std : float, default=0.1
-        Ego embeddings start as N(0, init_std²).
+    init_std : float, default={init_std}
+        Ego embeddings start as N(0, init_std²){init_note}.
     batch_size : int, default=2048
         Triples per step (one epoch = as many triples as training interactions); also users
         per scoring batch.
@@ -234,9 +327,10 @@ _TRAINING_PARAMS = """\
     verbose : bool, default=False
         Show a tqdm bar over epochs."""
 
-# the PamaCF code's MF training settings: the defaults of BPRMF, APR and PamaCF
+# the PamaCF code's MF training settings: the defaults of APR and PamaCF
 _PAMACF_TRAINING_PARAMS = _TRAINING_PARAMS.format(
-    weight_decay=0.01, max_iter=30,
+    weight_decay=0.01, max_iter=30, learning_rate="1e-3", lr_note=" (the PamaCF code)",
+    init_std=0.1, init_note=", the PamaCF code's initialisation",
     weight_decay_note="PyTorch's AdamW default, as in the PamaCF code")
 
 _ATTRIBUTES_AND_NOTES = """\

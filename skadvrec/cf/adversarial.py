@@ -49,6 +49,8 @@ class _Personalised:
 
 
 class _Paper:
+    needs_all_users = True  # the mean norm over all users: the trainer passes the whole table
+
     def __init__(self, rho):
         self.rho = float(rho)
 

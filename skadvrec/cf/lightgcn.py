@@ -78,6 +78,8 @@ class LightGCN(_EmbeddingRecommender):
 
 
 LightGCN.__doc__ = LightGCN.__doc__.format(
-    training=_TRAINING_PARAMS.format(weight_decay=0.0, max_iter=1000,
+    training=_TRAINING_PARAMS.format(weight_decay=0.0, max_iter=1000, learning_rate="1e-3",
+                                     lr_note=" (the LightGCN code)", init_std=0.1,
+                                     init_note="",
                                      weight_decay_note="the LightGCN code uses Adam: none"),
     attributes=_ATTRIBUTES_AND_NOTES)

@@ -48,6 +48,55 @@ def _gram(X, row_weights, device, dtype, *, method=None):
     return G
 
 
+def _not_pd(l2, dtype, column):
+    return ValueError(
+        f"XᵀX + l2·I is not positive definite in {str(dtype)[6:]} (Cholesky failed at column "
+        f"{int(column)}); increase l2 (now {l2}) or use dtype='float64'.")
+
+
+def _spd_inverse(G, l2, dtype):
+    """(G)⁻¹ of a symmetric positive definite matrix, through its Cholesky factor; G is consumed.
+
+    On the CPU: LAPACK's potrf + potri through scipy (OpenBLAS), in G's precision, on as many
+    threads as torch uses (``torch.get_num_threads()``, applied with threadpoolctl).
+    ``torch.cholesky_inverse`` on the CPU *slowed down* from 1 to 2 threads on a loaded 2-core
+    machine (0.23 s -> 4.4 s on ML-1M's 3,706 items, issue 14); scipy's potri does not (see
+    BENCHMARKS.md, "Speed (issue 14)"). On CUDA: ``torch.linalg.cholesky_ex`` +
+    ``torch.cholesky_inverse``.
+    """
+    if G.device.type != "cpu":
+        L, info = torch.linalg.cholesky_ex(G)
+        del G
+        if int(info) != 0:
+            raise _not_pd(l2, dtype, info)
+        return torch.cholesky_inverse(L)
+    from scipy.linalg import lapack
+    from threadpoolctl import threadpool_limits
+
+    A = G.numpy()  # (shares G's memory) row-major symmetric: its transpose is itself
+    potrf, potri = ((lapack.dpotrf, lapack.dpotri) if A.dtype == np.float64
+                    else (lapack.spotrf, lapack.spotri))
+    with threadpool_limits(limits=torch.get_num_threads(), user_api="blas"):
+        # A row-major is the Fortran-order transpose; lower=True on A.T = upper on A, in place
+        c, info = potrf(A.T, lower=True, clean=False, overwrite_a=True)
+        if info != 0:
+            raise _not_pd(l2, dtype, info)
+        inv, info = potri(c, lower=True, overwrite_c=True)
+        if info != 0:
+            raise _not_pd(l2, dtype, info)
+    # potri fills one triangle: the lower one of the Fortran array = the upper one of inv.T.
+    # Mirror it in place, by blocks of rows (no second n x n matrix).
+    P = torch.from_numpy(np.ascontiguousarray(inv.T))
+    n, step = P.shape[0], 1024
+    for a in range(0, n, step):
+        b = min(a + step, n)
+        blk = P[a:b, a:b]
+        blk.copy_(torch.triu(blk) + torch.triu(blk, diagonal=1).T)
+        if a:
+            P[a:b, :a] = P[:a, a:b].T
+    return P
+
+
 def ease_closed_form(X, l2, *, row_weights=None, device="cpu", dtype=torch.float32):
     """The EASE weight matrix B = I − P·diag(1/diag P), P = (Xᵀ W X + l2·I)⁻¹, diag(B) = 0.
 
@@ -74,14 +123,7 @@ def ease_closed_form(X, l2, *, row_weights=None, device="cpu", dtype=torch.float
         "device with more memory.", free=device_free_bytes(device))
     G = _gram(X, row_weights, device, dtype).to(device)
     G.diagonal().add_(float(l2))
-    L, info = torch.linalg.cholesky_ex(G)
-    del G
-    if int(info) != 0:
-        raise ValueError(
-            f"XᵀX + l2·I is not positive definite in {str(dtype)[6:]} (Cholesky failed at column "
-            f"{int(info)}); increase l2 (now {l2}) or use dtype='float64'.")
-    P = torch.cholesky_inverse(L)
-    del L
+    P = _spd_inverse(G, l2, dtype)
     diag = P.diagonal().clone()
     P.div_(-diag[None, :])
     P.fill_diagonal_(0.0)
