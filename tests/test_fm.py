@@ -443,3 +443,44 @@ def test_prediction_input_errors():
         model.decision_function(X.assign(age=1.5))
     with pytest.raises(ValueError, match="all of one label"):
         model.score(X[X.rating >= 4])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: FM(dtype="float64", **{**_SMALL, "max_iter": 2}),
+    lambda: AdvFM(dtype="float64", eps=0.1, **{**_SMALL, "max_iter": 2}),
+    lambda: AdvFM(dtype="float64", eps=0.1, grad_norm="vocabulary", **{**_SMALL, "max_iter": 2}),
+    lambda: AAFM(dtype="float64", **{**_SMALL, "max_iter": 2}),
+    lambda: AAFM(dtype="float64", decay=True, adv_fields=["user", "genres"],
+                 **{**_SMALL, "max_iter": 3}),
+    lambda: AAFM(dtype="float64", strength_form="monotone", variety=False,
+                 **{**_SMALL, "max_iter": 2}),
+    lambda: AAFM(dtype="float64", frequency=False, rating_threshold=None,
+                 **{**_SMALL, "max_iter": 2}),
+])
+def test_hand_written_step_matches_autograd(monkeypatch, make):
+    """The textbook FM trains by a hand-written gradient; on every step it must equal
+    autograd's (the field-map backbone's path) for every parameter, bags and the adversary's
+    strengths and penalty included."""
+    cls = type(make())
+    hand = cls._manual_step
+    adversarial_steps = []
+
+    def both(self, codes, scale, y, stats):
+        params = self._tr.opt.params
+        ref = self._autograd_step(codes, y, stats)
+        ref_grads = [None if p.grad is None else p.grad.clone() for p in params]
+        for p in params:
+            p.grad = None
+        out = hand(self, codes, scale, y, stats)
+        for p, g in zip(params, ref_grads):  # (the strengths have none in a clean epoch)
+            assert (p.grad is None) == (g is None)
+            if g is not None:
+                torch.testing.assert_close(p.grad, g, rtol=1e-7, atol=1e-10)
+        for key, value in ref.items():
+            torch.testing.assert_close(out[key].detach(), value.detach(), rtol=1e-9, atol=0)
+        adversarial_steps.append(self._tr.adv_on)
+        return out
+
+    monkeypatch.setattr(cls, "_manual_step", both)
+    make().fit(_table())
+    assert adversarial_steps and (any(adversarial_steps) == (cls is not FM))
