@@ -315,12 +315,13 @@ def test_aafm_sample_weights_and_strengths_by_hand():
     tr = model._tr
     idx = torch.arange(40)
     single, bags = tr.single[idx], [b[idx] for b in tr.bags]
-    w = model._sample_weights(single, bags)
+    stats = model._row_stats(single, bags)  # per row: variety vector h, frequency
+    w = model._sample_weights(stats)
     freq = torch.from_numpy(sample_frequency(X.iloc[:40], value_frequency(X))).float()
     assert float(w[freq.argmin()]) == pytest.approx(10.0)
     assert float(w[freq.argmax()]) == pytest.approx(1.0)
     assert torch.all(torch.diff(w[freq.argsort()]) <= 1e-5)  # rarer rows weigh more
-    eps = model._strengths(single, bags)
+    eps = model._strengths(stats, len(idx))
     beta = combination_variety(X)
     inv = np.stack([1 / X.iloc[:40][f].map(beta[f]).to_numpy(dtype=float)
                     for f in ("user", "item", "gender", "age")], 1)
@@ -336,9 +337,9 @@ def test_aafm_sample_weights_and_strengths_by_hand():
     common = int(np.argmin(h[:, 0]))
     with torch.no_grad():
         tr.strength.fill_(-2.0)
-        code = model._strengths(single, bags)[:, order[0]]
+        code = model._strengths(stats, len(idx))[:, order[0]]
         model.strength_form = "monotone"
-        mono = model._strengths(single, bags)[:, order[0]]
+        mono = model._strengths(stats, len(idx))[:, order[0]]
     assert code[rare] < code[common] and mono[rare] > mono[common]
 
 
