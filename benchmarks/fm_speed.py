@@ -53,7 +53,7 @@ def main():
 
     train, _ = first_item_split(X)
     fm_t, aafm_t = [], []
-    for seed in range(2):
+    for seed in range(3):
         fm = FM(max_iter=4, early_stopping=False, random_state=seed, device="cpu").fit(train)
         fm_t += epoch_seconds(fm)
         aafm = AAFM(max_iter=4, early_stopping=False, random_state=seed, device="cpu").fit(train)

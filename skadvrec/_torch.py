@@ -27,6 +27,7 @@ __all__ = [
     "device_free_bytes",
     "check_device_memory",
     "adam_options",
+    "DenseAdam",
     "ridge_fold_in",
 ]
 
@@ -206,6 +207,78 @@ def adam_options(device) -> dict:
         return {"fused": True}
     major, minor = (int(p) for p in torch.__version__.split(".")[:2])
     return {"fused": True} if (major, minor) >= (2, 4) else {"foreach": True}
+
+
+class DenseAdam:
+    """Adam over a fixed list of tensors with the per-step cost of one kernel call.
+
+    The update is ``torch.optim.Adam``'s (coupled L2 ``weight_decay``, bias-corrected moments,
+    dense: every row of every tensor moves each step, as the optimizer used before): on a
+    torch with the fused Adam kernel for the tensors' device (CUDA; the CPU from torch 2.4)
+    it calls that very kernel, so the result is the same to the bit as
+    ``torch.optim.Adam(..., fused=True)``; otherwise it runs the single-tensor update in a
+    few tensor operations. What it leaves out is ``torch.optim.Optimizer``'s machinery
+    (hooks, parameter groups, state dicts, the differentiable / capturable branches), which
+    costs ~0.15 ms per step on the CPU: half the step of a small model (the FM family's).
+    Tensors whose ``grad`` is None are skipped in that step (their moments and step count
+    stay), as ``torch.optim.Adam`` does. Gradients are set by the caller; ``step`` neither
+    reads nor clears anything else. Not a row-sparse ("lazy") Adam: it is only cheaper
+    per call, not per row.
+
+    Parameters
+    ----------
+    params : iterable of Tensor
+        Leaf tensors of one dtype and device.
+    lr : float
+    weight_decay : float, default=0.0
+    betas : tuple of float, default=(0.9, 0.999)
+    eps : float, default=1e-8
+    """
+
+    def __init__(self, params, lr, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8):
+        self.params = list(params)
+        self.lr, self.weight_decay = float(lr), float(weight_decay)
+        self.beta1, self.beta2 = (float(b) for b in betas)
+        self.eps = float(eps)
+        self._state = {}
+        kinds = {(p.device, p.dtype) for p in self.params}
+        dev = self.params[0].device if self.params else torch.device("cpu")
+        self._fused = (len(kinds) == 1 and hasattr(torch, "_fused_adam_")
+                       and adam_options(dev).get("fused", False))
+
+    def _state_of(self, p):
+        st = self._state.get(id(p))
+        if st is None:
+            step_dtype = torch.float32 if self._fused else p.dtype
+            st = (torch.zeros_like(p, memory_format=torch.preserve_format),
+                  torch.zeros_like(p, memory_format=torch.preserve_format),
+                  torch.zeros((), dtype=step_dtype, device=p.device))
+            self._state[id(p)] = st
+        return st
+
+    @torch.no_grad()
+    def step(self):
+        live = [p for p in self.params if p.grad is not None]
+        if not live:
+            return
+        states = [self._state_of(p) for p in live]
+        m, v, steps = ([s[i] for s in states] for i in range(3))
+        grads = [p.grad for p in live]
+        torch._foreach_add_(steps, 1)
+        if self._fused:
+            torch._fused_adam_(live, grads, m, v, [], steps, lr=self.lr, beta1=self.beta1,
+                               beta2=self.beta2, weight_decay=self.weight_decay,
+                               eps=self.eps, amsgrad=False, maximize=False)
+            return
+        for p, g, m_, v_, t in zip(live, grads, m, v, steps):
+            if self.weight_decay:
+                g = g.add(p, alpha=self.weight_decay)
+            m_.lerp_(g, 1 - self.beta1)
+            v_.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
+            n = float(t)
+            step_size = self.lr / (1 - self.beta1 ** n)
+            denom = (v_.sqrt() / (1 - self.beta2 ** n) ** 0.5).add_(self.eps)
+            p.addcdiv_(m_, denom, value=-step_size)
 
 
 class _GradReverse(torch.autograd.Function):

@@ -315,12 +315,13 @@ def test_aafm_sample_weights_and_strengths_by_hand():
     tr = model._tr
     idx = torch.arange(40)
     single, bags = tr.single[idx], [b[idx] for b in tr.bags]
-    w = model._sample_weights(single, bags)
+    stats = model._row_stats(single, bags)  # per row: variety vector h, frequency
+    w = model._sample_weights(stats)
     freq = torch.from_numpy(sample_frequency(X.iloc[:40], value_frequency(X))).float()
     assert float(w[freq.argmin()]) == pytest.approx(10.0)
     assert float(w[freq.argmax()]) == pytest.approx(1.0)
     assert torch.all(torch.diff(w[freq.argsort()]) <= 1e-5)  # rarer rows weigh more
-    eps = model._strengths(single, bags)
+    eps = model._strengths(stats, len(idx))
     beta = combination_variety(X)
     inv = np.stack([1 / X.iloc[:40][f].map(beta[f]).to_numpy(dtype=float)
                     for f in ("user", "item", "gender", "age")], 1)
@@ -336,9 +337,9 @@ def test_aafm_sample_weights_and_strengths_by_hand():
     common = int(np.argmin(h[:, 0]))
     with torch.no_grad():
         tr.strength.fill_(-2.0)
-        code = model._strengths(single, bags)[:, order[0]]
+        code = model._strengths(stats, len(idx))[:, order[0]]
         model.strength_form = "monotone"
-        mono = model._strengths(single, bags)[:, order[0]]
+        mono = model._strengths(stats, len(idx))[:, order[0]]
     assert code[rare] < code[common] and mono[rare] > mono[common]
 
 
@@ -443,3 +444,44 @@ def test_prediction_input_errors():
         model.decision_function(X.assign(age=1.5))
     with pytest.raises(ValueError, match="all of one label"):
         model.score(X[X.rating >= 4])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: FM(dtype="float64", **{**_SMALL, "max_iter": 2}),
+    lambda: AdvFM(dtype="float64", eps=0.1, **{**_SMALL, "max_iter": 2}),
+    lambda: AdvFM(dtype="float64", eps=0.1, grad_norm="vocabulary", **{**_SMALL, "max_iter": 2}),
+    lambda: AAFM(dtype="float64", **{**_SMALL, "max_iter": 2}),
+    lambda: AAFM(dtype="float64", decay=True, adv_fields=["user", "genres"],
+                 **{**_SMALL, "max_iter": 3}),
+    lambda: AAFM(dtype="float64", strength_form="monotone", variety=False,
+                 **{**_SMALL, "max_iter": 2}),
+    lambda: AAFM(dtype="float64", frequency=False, rating_threshold=None,
+                 **{**_SMALL, "max_iter": 2}),
+])
+def test_hand_written_step_matches_autograd(monkeypatch, make):
+    """The textbook FM trains by a hand-written gradient; on every step it must equal
+    autograd's (the field-map backbone's path) for every parameter, bags and the adversary's
+    strengths and penalty included."""
+    cls = type(make())
+    hand = cls._manual_step
+    adversarial_steps = []
+
+    def both(self, codes, scale, y, stats):
+        params = self._tr.opt.params
+        ref = self._autograd_step(codes, y, stats)
+        ref_grads = [None if p.grad is None else p.grad.clone() for p in params]
+        for p in params:
+            p.grad = None
+        out = hand(self, codes, scale, y, stats)
+        for p, g in zip(params, ref_grads):  # (the strengths have none in a clean epoch)
+            assert (p.grad is None) == (g is None)
+            if g is not None:
+                torch.testing.assert_close(p.grad, g, rtol=1e-7, atol=1e-10)
+        for key, value in ref.items():
+            torch.testing.assert_close(out[key].detach(), value.detach(), rtol=1e-9, atol=0)
+        adversarial_steps.append(self._tr.adv_on)
+        return out
+
+    monkeypatch.setattr(cls, "_manual_step", both)
+    make().fit(_table())
+    assert adversarial_steps and (any(adversarial_steps) == (cls is not FM))

@@ -29,7 +29,7 @@ from .._params import (
 )
 from .._warnings import warn
 from .._sampling import sample_negatives
-from .._torch import adam_options, ridge_fold_in
+from .._torch import DenseAdam, ridge_fold_in
 from ..base import IterativeRecommender
 from ..metrics.feature_fairness import (
     combination_variety,
@@ -39,7 +39,7 @@ from ..metrics.feature_fairness import (
     value_frequency,
 )
 from ._fields import FieldEncoder, Lookup, check_field_columns
-from ._net import FMNet
+from ._net import FMNet, RowLayout, fm_logits
 
 FM_CONSTRAINTS = {
     **ITERATIVE_CONSTRAINTS,
@@ -90,6 +90,7 @@ class _FactorizationMachine(IterativeRecommender):
     _parameter_constraints = FM_CONSTRAINTS
     _default_score_k = 20
     _adversarial = False  # AdvFM / AAFM: a perturbed second pass per step
+    _shuffle = False  # _start_epoch shuffles the rows once per epoch (a batch is a slice)
 
     # -- the template around the hooks -----------------------------------------------------------
     def _fit(self, data, sensitive_features=None, validation_data=None):
@@ -151,8 +152,7 @@ class _FactorizationMachine(IterativeRecommender):
         tr.net = FMNet(enc.n_rows, len(enc.single), len(enc.bags), self.n_components,
                        self.field_maps, self.init_std, gen, dev, dtype)
         params = list(tr.net.parameters()) + self._init_adversary(enc, dev, dtype)
-        tr.opt = torch.optim.Adam(params, lr=self.learning_rate, weight_decay=self.weight_decay,
-                                  **adam_options(dev))
+        tr.opt = DenseAdam(params, lr=self.learning_rate, weight_decay=self.weight_decay)
         tr.adv_on, tr.adv_epoch = False, 0
         if self.early_stopping:
             self._init_validation(prep, prep.validation)
@@ -164,6 +164,11 @@ class _FactorizationMachine(IterativeRecommender):
     def _init_adversary(self, enc, device, dtype):
         """Extra trainable tensors of the adversary (AAFM's field strengths)."""
         return []
+
+    def _strength_backward(self, stats, eps, d_eps):
+        """Set the gradient of the learnt strengths from ``d_eps`` = ∂(weighted adversarial
+        loss)/∂ε (n, F) plus that of the penalty; return the penalty (None: no strengths)."""
+        return None
 
     # -- implicit data: negatives ------------------------------------------------------------------
     def _init_sampling(self, table, single, bags):
@@ -215,38 +220,127 @@ class _FactorizationMachine(IterativeRecommender):
         return out_single, out_bags, y
 
     def _start_epoch(self, epoch):
+        """The epoch's rows (implicit data: fresh negatives), their per-row statistics, and
+        one shuffle of all of them (the base's shuffle is off: a batch is then a slice, with no
+        per-step gather)."""
         tr = self._tr
-        if tr.implicit:
-            tr.single, tr.bags, tr.y = self._with_negatives(tr.pos_single, tr.pos_bags,
-                                                            tr.pos_users, tr.gen, tr.neg_rows)
+        if tr.implicit or epoch == 0:
+            if tr.implicit:
+                tr.single, tr.bags, tr.y = self._with_negatives(tr.pos_single, tr.pos_bags,
+                                                                tr.pos_users, tr.gen,
+                                                                tr.neg_rows)
+            tr.layout = RowLayout(tr.single.shape[1], [b.shape[1] for b in tr.bags])
+            tr.all_codes, tr.all_scale = RowLayout.codes(tr.single, tr.bags, tr.y.dtype)
+            tr.all_stats = self._row_stats(tr.single, tr.bags)
+        perm = torch.randperm(len(tr.y), generator=tr.gen, device=tr.y.device)
+        tr.codes = tr.all_codes.index_select(1, perm)
+        tr.y_epoch = tr.y.index_select(0, perm)
+        tr.scale = tr.all_scale.index_select(1, perm) if tr.all_scale is not None else None
+        tr.stats = {k: v.index_select(0, perm) for k, v in tr.all_stats.items()}
+        tr.pos = 0
         tr.adv_on = self._adversarial and epoch >= self.n_clean_epochs
         tr.adv_epoch = epoch - self.n_clean_epochs + 1 if tr.adv_on else 0
+
+    def _row_stats(self, single, bags):
+        """Per-row tensors the adversary reads in each step (AAFM: variety and frequency),
+        shuffled with the rows."""
+        return {}
 
     # -- one step -----------------------------------------------------------------------------
     def _train_step(self, idx):
         tr = self._tr
-        single, bags, y = tr.single[idx], [b[idx] for b in tr.bags], tr.y[idx]
-        tr.opt.zero_grad(set_to_none=True)
+        sl = slice(tr.pos, tr.pos + len(idx))  # the epoch's rows are already shuffled
+        tr.pos += len(idx)
+        codes, y = tr.codes[:, sl], tr.y_epoch[sl]
+        scale = tr.scale[:, sl] if tr.scale is not None else None
+        stats = {k: v[sl] for k, v in tr.stats.items()}
+        for p in tr.opt.params:
+            p.grad = None
+        if self.field_maps:
+            out = self._autograd_step(codes, y, stats)
+        else:
+            out = self._manual_step(codes, scale, y, stats)
+        tr.opt.step()
+        return out
+
+    def _adversarial_loss(self, z_adv, y, stats):
+        """The perturbed pass's loss: the batch mean of the rows' BCE, times the sample weights
+        (AAFM), and the per-row weights of its gradient (None: all 1)."""
+        rows = F.binary_cross_entropy_with_logits(z_adv, y, reduction="none")
+        weights = self._sample_weights(stats)
+        return ((rows * weights).mean() if weights is not None else rows.mean()), weights
+
+    def _autograd_step(self, codes, y, stats):
+        """One step by autograd (the field-map backbone)."""
+        tr, lay = self._tr, self._tr.layout
+        single, bags = lay.split(codes)
         bce = F.binary_cross_entropy_with_logits(tr.net(single, bags), y)
         bce.backward()  # adversarial: the perturbation's direction, and kept in the step
         tr.net.clear_absent_grad()
         if not tr.adv_on:
-            tr.opt.step()
             return {"loss": bce, "bce": bce}
         direction = self._direction(tr.net.embedding.grad.detach())
-        eps = self._strengths(single, bags)
-        adv_rows = F.binary_cross_entropy_with_logits(tr.net(single, bags, eps, direction), y,
-                                                      reduction="none")
-        weights = self._sample_weights(single, bags)
-        adv = (adv_rows * weights).mean() if weights is not None else adv_rows.mean()
+        eps = self._strengths(stats, len(y))
+        adv, _ = self._adversarial_loss(tr.net(single, bags, eps, direction), y, stats)
         penalty = self._penalty(eps)
         extra = float(self.adv_weight) * adv + (penalty if penalty is not None else 0.0)
         extra.backward()
         tr.net.clear_absent_grad()
-        tr.opt.step()
+        return self._step_record(bce, adv, penalty, extra)
+
+    @staticmethod
+    def _step_record(bce, adv, penalty, extra):
         out = {"loss": bce + extra, "bce": bce, "adversarial": adv}
         if penalty is not None:
             out["penalty"] = penalty
+        return out
+
+    def _manual_step(self, codes, scale, y, stats):
+        """One step of the textbook FM with the gradient written out (see
+        :mod:`skadvrec.fm._net`): one gather and one scatter per table and pass, no autograd
+        graph except for AAFM's learnt strengths (a (batch, fields) tensor)."""
+        tr, net, lay = self._tr, self._tr.net, self._tr.layout
+        width, n = codes.shape
+        flat = codes.reshape(-1)
+        E, W = net.embedding, net.weight
+        k = E.shape[1]
+        with torch.no_grad():
+            v = lay.blocks(E.index_select(0, flat).view(width, n, k), scale)
+            w = W.index_select(0, flat).view(width, n)
+            lin = (w * scale).sum(0) if scale is not None else w.sum(0)
+            z, s = fm_logits(v, lin, net.bias)
+            bce = F.binary_cross_entropy_with_logits(z, y)
+            dz = (torch.sigmoid(z) - y) / n
+            rows, _ = lay.row_grad(dz, v, s, scale)
+            grad_e = torch.zeros_like(E).index_put_((flat,), rows, accumulate=True)
+        out = {"loss": bce, "bce": bce}
+        if tr.adv_on:
+            with torch.no_grad():
+                grad_e[0] = 0  # the absent row has no direction
+                direction = self._direction(grad_e)
+                d = lay.blocks(direction.index_select(0, flat).view(width, n, k), scale)
+            with torch.no_grad():
+                eps = self._strengths(stats, n)  # (n, F)
+                e_t = lay.split_fields(eps.T[..., None])
+                v_adv = [a + e * b for a, e, b in zip(v, e_t, d)]
+                z_adv, s_adv = fm_logits(v_adv, lin, net.bias)
+                adv, weights = self._adversarial_loss(z_adv, y, stats)
+                dz_adv = (torch.sigmoid(z_adv) - y) * (float(self.adv_weight) / n)
+                if weights is not None:
+                    dz_adv *= weights
+                rows, g_adv = lay.row_grad(dz_adv, v_adv, s_adv, scale)
+                grad_e.index_put_((flat,), rows, accumulate=True)
+                dz = dz + dz_adv
+                d_eps = torch.cat([(g * b).sum(2) for g, b in zip(g_adv, d)]).T
+                penalty = self._strength_backward(stats, eps, d_eps)
+            extra = float(self.adv_weight) * adv + (penalty if penalty is not None else 0.0)
+            out = self._step_record(bce, adv, penalty, extra)
+        with torch.no_grad():
+            grad_e[0] = 0  # the absent row stays at zero
+            dw = dz * scale if scale is not None else dz.expand(width, n)
+            grad_w = torch.zeros_like(W).index_add_(0, flat, dw.reshape(-1))
+            grad_w[0] = 0
+        E.grad, W.grad, net.bias.grad = grad_e, grad_w, dz.sum()
         return out
 
     def _end_epoch(self, record):

@@ -22,7 +22,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["FMNet"]
+__all__ = ["FMNet", "RowLayout"]
 
 
 class FMNet(nn.Module):
@@ -123,3 +123,82 @@ def _pooled(table, single, bags, counts):
         rows = table.index_select(0, bag.reshape(-1)).view(n, -1, d)
         out.append((rows.sum(1) / cnt)[:, None])
     return torch.cat(out, 1) if bags else out[0]
+
+
+# -- the hand-written training pass of the textbook FM ----------------------------------------------
+#
+# Autograd spends most of a small FM step on bookkeeping (two gathers and two scatters per
+# table, a dozen tiny backward nodes, the gradient of the absent row cleared afterwards). The
+# textbook FM's gradient is short enough to write out: with ``s = Σ_f v_f`` and
+# ``z = b + Σ_f w_f + ½(‖s‖² − Σ_f ‖v_f‖²)``, ``∂z/∂v_f = s − v_f`` and ``∂z/∂w_f = 1``. A batch
+# is then one gather and one scatter per table, whatever the number of fields.
+
+
+class RowLayout:
+    """How the code block of a batch is laid out, **field-major**: ``codes`` (T, n) holds
+    ``n_single`` rows of single-valued codes, then one block of padded rows per multi-valued
+    field (``bag_slices``). Field-major keeps the reductions over fields (``Σ_f v_f``) and the
+    broadcasts back (``s − v_f``) on contiguous slabs. ``scale`` (T, n), only with bags: 1 for
+    a single-valued row and 1 / (number of values) for a bag's row (0 on its padding), so that
+    ``x * scale`` summed over a block is the bag's mean."""
+
+    def __init__(self, n_single, bag_widths):
+        self.n_single = int(n_single)
+        self.bag_slices, start = [], self.n_single
+        for w in bag_widths:
+            self.bag_slices.append((start, start + int(w)))
+            start += int(w)
+        self.width = start
+
+    @staticmethod
+    def codes(single, bags, dtype):
+        """Field-major ``(codes, scale)`` (T, n) of coded rows (``scale`` None without
+        bags)."""
+        if not bags:
+            return single.T.contiguous(), None
+        counts = [(b > 0).sum(1, keepdim=True).clamp(min=1) for b in bags]
+        scale = torch.cat([torch.ones(single.shape, dtype=dtype, device=single.device)]
+                          + [(b > 0).to(dtype) / c.to(dtype) for b, c in zip(bags, counts)], 1)
+        return torch.cat([single, *bags], 1).T.contiguous(), scale.T.contiguous()
+
+    def split(self, codes):
+        """Row-major ``(single, bags)`` of a field-major code block (for :class:`FMNet`)."""
+        return codes[:self.n_single].T, [codes[a:b].T for a, b in self.bag_slices]
+
+    def blocks(self, x, scale):
+        """Field vectors of gathered rows ``x`` (T, n, d) as blocks (m, n, d): the
+        single-valued fields' rows (a view, no copy), then each bag's mean (1, n, d)."""
+        return [x[:self.n_single]] + [(x[a:b] * scale[a:b, :, None]).sum(0, keepdim=True)
+                                      for a, b in self.bag_slices]
+
+    def row_grad(self, dz, blocks, s, scale):
+        """``(rows, fields)``: the gradient of the rows gathered for ``blocks`` (T·n, d),
+        ready for one scatter, and per block the field gradient ``dz · (s − v_f)`` (for the
+        strengths of AAFM), for ``dz = ∂L/∂z`` (n,) and ``s = Σ_f v_f``."""
+        n, d = s.shape
+        out = s.new_empty(self.width, n, d)
+        dz = dz[:, None]
+        single = torch.sub(s, blocks[0], out=out[:self.n_single]).mul_(dz)
+        fields = [single]
+        for (a, b), v in zip(self.bag_slices, blocks[1:]):
+            g = (s - v[0]).mul_(dz)
+            torch.mul(g, scale[a:b, :, None], out=out[a:b])
+            fields.append(g[None])
+        return out.view(-1, d), fields
+
+    def split_fields(self, t):
+        """A (F, ...) per-field tensor cut like the blocks."""
+        return [t[:self.n_single]] + [t[self.n_single + j:self.n_single + j + 1]
+                                      for j in range(len(self.bag_slices))]
+
+
+def fm_logits(blocks, lin, bias):
+    """``(z, s)``: logits of field vectors given as blocks (m, n, d) with first-order sums
+    ``lin`` (n,), and the summed field vectors ``s`` (n, d). The sums over fields run on
+    contiguous (n, d) slabs; one reduction over d remains."""
+    s = blocks[0].sum(0)
+    sq = (blocks[0] * blocks[0]).sum(0)
+    for v in blocks[1:]:
+        s = s + v[0]
+        sq = sq + v[0] * v[0]
+    return bias + lin + 0.5 * (s * s - sq).sum(1), s

@@ -7,6 +7,8 @@ SIGIR-AP 2023 (arXiv 2309.15418); official code ``HoldenHu/AdvFM``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import torch
@@ -131,6 +133,14 @@ _NOTES = """\
     onto ``item_factors_``."""
 
 
+def _store(est, params):
+    """What every ``__init__`` of the family does, and all it does: keep each argument under
+    its own name (scikit-learn's contract; ``params`` is the ``__init__``'s ``locals()``)."""
+    for name, value in params.items():
+        if name not in ("self", "__class__"):
+            setattr(est, name, value)
+
+
 class FM(_FactorizationMachine):
     __doc__ = f"""Factorization machine for click prediction on categorical side features.
 
@@ -175,24 +185,7 @@ class FM(_FactorizationMachine):
                  early_stopping=True, n_iter_no_change=3, validation_fraction=0.1,
                  validation_metric="auc", n_negatives=1, fold_in_l2=1.0, rating_threshold=4.0,
                  dtype="float32", device="auto", random_state=None, verbose=False):
-        self.n_components = n_components
-        self.field_maps = field_maps
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.init_std = init_std
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.early_stopping = early_stopping
-        self.n_iter_no_change = n_iter_no_change
-        self.validation_fraction = validation_fraction
-        self.validation_metric = validation_metric
-        self.n_negatives = n_negatives
-        self.fold_in_l2 = fold_in_l2
-        self.rating_threshold = rating_threshold
-        self.dtype = dtype
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        _store(self, locals())
 
 
 _ADV_CONSTRAINTS = {
@@ -221,7 +214,7 @@ class _Adversarial(_FactorizationMachine):
     def _direction(self, grad):
         return perturbation_direction(grad, self._tr.field_of_row, self.grad_norm)
 
-    def _sample_weights(self, single, bags):
+    def _sample_weights(self, stats):
         return None
 
     def _penalty(self, eps):
@@ -316,32 +309,10 @@ class AdvFM(_Adversarial):
                  early_stopping=True, n_iter_no_change=3, validation_fraction=0.1,
                  validation_metric="auc", n_negatives=1, fold_in_l2=1.0, rating_threshold=4.0,
                  dtype="float32", device="auto", random_state=None, verbose=False):
-        self.eps = eps
-        self.adv_weight = adv_weight
-        self.n_clean_epochs = n_clean_epochs
-        self.grad_norm = grad_norm
-        self.adv_fields = adv_fields
-        self.n_components = n_components
-        self.field_maps = field_maps
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.init_std = init_std
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.early_stopping = early_stopping
-        self.n_iter_no_change = n_iter_no_change
-        self.validation_fraction = validation_fraction
-        self.validation_metric = validation_metric
-        self.n_negatives = n_negatives
-        self.fold_in_l2 = fold_in_l2
-        self.rating_threshold = rating_threshold
-        self.dtype = dtype
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        _store(self, locals())
 
-    def _strengths(self, single, bags):
-        return (float(self.eps) * self._tr.adv_mask).expand(len(single), -1)
+    def _strengths(self, stats, n):
+        return (float(self.eps) * self._tr.adv_mask).expand(n, -1)
 
 
 def _row_stat(table, single, bags, empty):
@@ -456,35 +427,7 @@ class AAFM(_Adversarial):
                  validation_fraction=0.1, validation_metric="auc", n_negatives=1,
                  fold_in_l2=1.0, rating_threshold=4.0, dtype="float32", device="auto",
                  random_state=None, verbose=False):
-        self.eps = eps
-        self.strength_init = strength_init
-        self.max_sample_weight = max_sample_weight
-        self.variety = variety
-        self.frequency = frequency
-        self.decay = decay
-        self.strength_form = strength_form
-        self.adv_weight = adv_weight
-        self.n_clean_epochs = n_clean_epochs
-        self.grad_norm = grad_norm
-        self.adv_fields = adv_fields
-        self.n_components = n_components
-        self.field_maps = field_maps
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.init_std = init_std
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.early_stopping = early_stopping
-        self.n_iter_no_change = n_iter_no_change
-        self.validation_fraction = validation_fraction
-        self.validation_metric = validation_metric
-        self.n_negatives = n_negatives
-        self.fold_in_l2 = fold_in_l2
-        self.rating_threshold = rating_threshold
-        self.dtype = dtype
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        _store(self, locals())
 
     def _needs_variety(self):
         return True  # also published as combination_variety_
@@ -499,22 +442,30 @@ class AAFM(_Adversarial):
         tr.extra_params = {"strength": tr.strength}
         return [tr.strength]
 
-    def _strengths(self, single, bags):
+    def _row_stats(self, single, bags):
+        """Per row: ``h`` (rows, fields), the unit vector of inverse varieties over the
+        perturbed fields, and ``freq``, the mean value frequency (constant per row, so
+        computed once per epoch's rows)."""
+        tr, mask = self._tr, self._tr.adv_mask
+        inv = mask / _row_stat(tr.beta_row, single, bags, empty=1.0)
+        return {"h": inv / inv.norm(dim=1, keepdim=True).clamp_min(1e-12),
+                "freq": _row_stat(tr.alpha_row, single, bags, empty=0.0).mean(1)}
+
+    def _strengths(self, stats, n):
         tr = self._tr
         mask = tr.adv_mask
         if self.variety:
-            inv = mask / _row_stat(tr.beta_row, single, bags, empty=1.0)
-            h = inv / inv.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            h = stats["h"]
         else:
-            h = (mask / mask.sum().sqrt()).expand(len(single), -1)
+            h = (mask / mask.sum().sqrt()).expand(n, -1)
         if self.strength_form == "monotone":
             return float(self.eps) * F.softplus(tr.strength) * mask.sum().sqrt() * h * mask
         return float(self.eps) * F.softplus(tr.strength * h) * mask
 
-    def _sample_weights(self, single, bags):
+    def _sample_weights(self, stats):
         if not self.frequency:
             return None
-        freq = _row_stat(self._tr.alpha_row, single, bags, empty=0.0).mean(1)
+        freq = stats["freq"]
         lo, hi = freq.min(), freq.max()
         if float(hi - lo) <= 0:
             return torch.ones_like(freq)
@@ -525,6 +476,30 @@ class AAFM(_Adversarial):
         if not self.decay:
             return total
         return torch.log10(total.clamp_min(1e-12)) / max(self._tr.adv_epoch, 1)
+
+    def _strength_backward(self, stats, eps, d_eps):
+        """The hand-written gradient of :meth:`_strengths` and :meth:`_penalty` (the
+        autograd path of ``field_maps=True`` differentiates them; the tests check both
+        agree)."""
+        tr = self._tr
+        mask, w, c = tr.adv_mask, tr.strength.detach(), float(self.eps)
+        norms = eps.norm(dim=0)
+        total = norms.sum()
+        g = eps / norms.clamp_min(1e-12)  # ∂ Σ_f ‖ε_·f‖ / ∂ε
+        if self.decay:
+            t = max(tr.adv_epoch, 1)
+            penalty = torch.log10(total.clamp_min(1e-12)) / t
+            g = g / (total.clamp_min(1e-12) * math.log(10) * t)
+        else:
+            penalty = total
+        g = g + d_eps
+        h = stats["h"] if self.variety else (mask / mask.sum().sqrt()).expand_as(eps)
+        if self.strength_form == "monotone":
+            grad = (g * h).sum(0) * (c * mask.sum().sqrt() * torch.sigmoid(w) * mask)
+        else:
+            grad = (g * h * torch.sigmoid(w * h)).sum(0) * (c * mask)
+        tr.strength.grad = grad
+        return penalty
 
     def _finish_adversary(self):
         tr = self._tr

@@ -1,0 +1,186 @@
+"""RecBole 1.2.1's FM epoch and ours, side by side in one process on the same rows.
+
+The issue-12 speed figure: ML-100K, token fields user, item, age, gender, occupation, release
+year (no genres: RecBole's ``token_seq`` field fails to load under pandas 3), embedding size 10,
+batch 2048 (RecBole's ``train_batch_size`` default), label ``rating >= 4`` (RecBole's
+``threshold``), RecBole's random 8:1:1 split. RecBole builds its dataset from atomic files
+written here from ``load_movielens_features("100k")``; our FM is then fitted on **exactly the
+rows of RecBole's training split** (mapped back to the original ids) with ``n_components=10``,
+``batch_size=2048``. Each round times one RecBole epoch (``Trainer._train_epoch``: its data
+loader, forward, backward, Adam) and then one fit of ours (every epoch of ``history_``, which
+times the same work: the shuffle, the batches, the updates); rounds alternate so that both see
+the same machine load. Reported: medians over the rounds.
+
+Run with the peers' interpreter, from the repository root::
+
+    PYTHONPATH=. SKADVREC_DATA=... /work/bin/heavy /work/venv-peers/bin/python benchmarks/peers/fm.py
+    PYTHONPATH=. SKADVREC_DATA=... HEAVY_SLOTS=2 /work/bin/heavy /work/venv-peers/bin/python \
+        benchmarks/peers/fm.py --threads 2 --rounds 5
+
+Shims (only here, only for RecBole; each needed on this stack: numpy 2, torch >= 2.6,
+pandas 3):
+
+* numpy 2 removed ``np.float_`` / ``np.complex_`` / ``np.unicode_`` and the old aliases
+  ``np.float``, ``np.int``, ``np.bool`` ...: RecBole's configurator and evaluator read them;
+  aliased to the numpy 2 types before RecBole is imported.
+* torch 2.6 made ``torch.load(weights_only=True)`` the default, which refuses RecBole's pickled
+  configs in its checkpoints: ``weights_only=False`` is restored as the default (this script
+  saves no checkpoint, ``saved=False``, so it is a safety net only).
+* pandas 3: RecBole's ``token_seq`` fields fail to load; the genre field is left out (above).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FIELDS = ["age", "gender", "occupation", "year"]
+
+
+def _shim():
+    for name, alias in (("float_", np.float64), ("complex_", np.complex128),
+                        ("unicode_", np.str_), ("bool", np.bool_), ("int", np.int_),
+                        ("float", np.float64), ("complex", np.complex128),
+                        ("object", np.object_), ("str", np.str_), ("long", np.int_)):
+        if name not in np.__dict__:
+            setattr(np, name, alias)
+    if not getattr(torch.load, "_fm_peer_shim", False):
+        original = torch.load
+
+        @functools.wraps(original)
+        def load(*args, **kwargs):
+            kwargs.setdefault("weights_only", False)
+            return original(*args, **kwargs)
+
+        load._fm_peer_shim = True
+        torch.load = load
+
+
+def _write_atomic(X, folder):
+    """RecBole's atomic files of the ML-100K table (ids and field values as tokens)."""
+    d = Path(folder) / "ml-100k"
+    d.mkdir(parents=True, exist_ok=True)
+    inter = X[["user", "item", "rating", "timestamp"]]
+    with open(d / "ml-100k.inter", "w") as fh:
+        fh.write("user_id:token\titem_id:token\trating:float\ttimestamp:float\n")
+        for u, i, r, t in inter.itertuples(index=False):
+            fh.write(f"{u}\t{i}\t{r}\t{t}\n")
+    users = X.groupby("user")[["age", "gender", "occupation"]].first()
+    with open(d / "ml-100k.user", "w") as fh:
+        fh.write("user_id:token\tage:token\tgender:token\toccupation:token\n")
+        for u, row in users.iterrows():
+            fh.write(f"{u}\t{row['age']}\t{row['gender']}\t{row['occupation']}\n")
+    items = X.groupby("item")["year"].first()
+    with open(d / "ml-100k.item", "w") as fh:
+        fh.write("item_id:token\trelease_year:token\n")
+        for i, y in items.items():
+            fh.write(f"{i}\t{y}\n")
+
+
+def _recbole(folder, seed):
+    """(trainer, train_data, training rows as (user, item) original ids)."""
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.model.context_aware_recommender import FM as RecBoleFM
+    from recbole.trainer import Trainer
+    from recbole.utils import init_seed
+
+    config = Config(model="FM", dataset="ml-100k", config_dict={
+        "data_path": str(folder), "checkpoint_dir": str(Path(folder) / "saved"),
+        "load_col": {"inter": ["user_id", "item_id", "rating"],
+                     "user": ["user_id", "age", "gender", "occupation"],
+                     "item": ["item_id", "release_year"]},
+        "threshold": {"rating": 4}, "embedding_size": 10, "train_batch_size": 2048,
+        "eval_args": {"split": {"RS": [0.8, 0.1, 0.1]}, "order": "RO", "group_by": None,
+                      "mode": "labeled"},
+        "train_neg_sample_args": None, "metrics": ["AUC"], "valid_metric": "AUC",
+        "epochs": 1, "seed": seed, "reproducibility": True, "device": "cpu",
+        "use_gpu": False, "show_progress": False, "state": "ERROR", "saved": False})
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    train_data, _, _ = data_preparation(config, dataset)
+    model = RecBoleFM(config, train_data.dataset).to(config["device"])
+    trainer = Trainer(config, model)
+    feat = train_data.dataset.inter_feat
+    users = dataset.id2token("user_id", feat["user_id"].numpy())
+    items = dataset.id2token("item_id", feat["item_id"].numpy())
+    return trainer, train_data, users.astype(np.int64), items.astype(np.int64)
+
+
+def run(threads: int = 1, rounds: int = 7, seed: int = 0) -> list[dict]:
+    """Median epoch seconds of RecBole's FM and ours (FM and AAFM) at ``threads`` threads.
+
+    Returns rows ``{figure, peer, peer_s, ours_s, ratio}`` (``ratio = peer_s / ours_s``: how
+    many times faster ours is).
+    """
+    _shim()
+    torch.set_num_threads(threads)
+    from skadvrec.datasets import load_movielens_features
+    from skadvrec.fm import AAFM, FM
+
+    X = load_movielens_features("100k")
+    with tempfile.TemporaryDirectory() as folder:
+        _write_atomic(X, folder)
+        trainer, train_data, users, items = _recbole(folder, seed)
+        keys = X["user"].to_numpy(np.int64) * 100000 + X["item"].to_numpy(np.int64)
+        at = np.flatnonzero(np.isin(keys, users * 100000 + items))
+        rows = X.iloc[at][["user", "item", "rating", *FIELDS]].reset_index(drop=True)
+        if len(rows) != len(users):
+            raise RuntimeError(f"RecBole's training split has {len(users)} rows; {len(rows)} "
+                               "of them were found in the table.")
+        peer, ours, aafm = [], [], []
+        trainer._train_epoch(train_data, 0)  # warm-up (first-touch allocations), not timed
+        for r in range(rounds):
+            t0 = time.perf_counter()
+            trainer._train_epoch(train_data, r + 1)
+            peer.append(time.perf_counter() - t0)
+            fm = FM(n_components=10, batch_size=2048, max_iter=3, early_stopping=False,
+                    random_state=seed + r, device="cpu").fit(rows)
+            ours += [h["seconds"] for h in fm.history_[1:]]  # epoch 1: one-time warm-up
+            model = AAFM(n_components=10, batch_size=2048, max_iter=3, early_stopping=False,
+                         random_state=seed + r, device="cpu").fit(rows)
+            aafm += [h["seconds"] for h in model.history_ if h.get("adversarial") is not None]
+    p, o, a = float(np.median(peer)), float(np.median(ours)), float(np.median(aafm))
+    n = len(rows)
+    return [
+        {"figure": f"FM epoch, ML-100K {n} rows, 6 token fields, k=10, batch 2048, "
+                   f"{threads} thread(s)", "peer": "RecBole 1.2.1 FM", "peer_s": p,
+         "ours_s": o, "ratio": p / o},
+        {"figure": f"AAFM adversarial epoch, same rows and sizes, {threads} thread(s)",
+         "peer": "RecBole 1.2.1 FM", "peer_s": p, "ours_s": a, "ratio": p / a},
+    ]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=7)
+    args = ap.parse_args()
+    import recbole
+
+    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"{platform.processor() or platform.machine()}, python {sys.version.split()[0]}, "
+          f"torch {torch.__version__}, numpy {np.__version__}, recbole {recbole.__version__}, "
+          f"{args.threads} thread(s), load average {os.getloadavg()[0]:.1f}")
+    rows = run(args.threads, args.rounds)
+    print("| figure | peer | peer s | ours s | peer / ours |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['figure']} | {r['peer']} | {r['peer_s']:.3f} | {r['ours_s']:.3f} | "
+              f"{r['ratio']:.2f} |")
+    print(f"# AAFM adversarial epoch / our FM epoch: {rows[0]['ratio'] / rows[1]['ratio']:.2f} "
+          "(target <= 2.5)")
+    print(f"# load average at the end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
