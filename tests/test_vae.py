@@ -253,12 +253,14 @@ def test_post_erasure_attribute_coding_and_errors():
     d = make_interactions(n_users=200, n_items=40, attribute_signal=1.0, random_state=0)
     S = d.sensitive_features.reset_index(drop=True)
     S["age"] = pd.cut(S["age"], 5, labels=False).astype(float)  # 5 levels: erased one-hot
-    m = AdvXMultVAE(post_erasure="linear", **TINY).fit(d.X, sensitive_features=S)
+    m = AdvXMultVAE(post_erasure="linear", **{**TINY, "latent_dim": 8}).fit(
+        d.X, sensitive_features=S)
     assert m.post_eraser_.attribute_types_ == {"group": "categorical", "age": "categorical"}
     assert m.post_eraser_.rank_ == 1 + 4
     assert m.attribute_types_["age"] == "continuous"  # the adversary still regresses it
     S["age"] = d.sensitive_features["age"].to_numpy()  # many levels: erased as a value
-    m = AdvXMultVAE(post_erasure="linear", **TINY).fit(d.X, sensitive_features=S)
+    m = AdvXMultVAE(post_erasure="linear", **{**TINY, "latent_dim": 8}).fit(
+        d.X, sensitive_features=S)
     assert m.post_eraser_.attribute_types_["age"] == "continuous"
     assert m.post_eraser_.rank_ == 2
     assert AdvXMultVAE(**TINY).fit(d.X, sensitive_features=S).post_eraser_ is None
