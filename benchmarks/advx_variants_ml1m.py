@@ -14,6 +14,7 @@ Variants (``--variants``; λ = (gender, age) = (50, 50) unless the name says oth
     warmup10        lambda_warmup=10
     reinit10        adversary_reinit_every=10
     unbalanced      class_weight=None (the base is class-balanced)
+    wide            adversary heads [100 → 256 → 256 → out]
     steps5+warmup10, steps5+reinit10, steps5+warmup10+reinit10, ...   combinations ('+')
     lam<L>          simultaneous removal at λ = (L, L), e.g. lam10, lam200
     gender<L>       gender alone at λ = L (the erasure then erases gender only)
@@ -45,6 +46,7 @@ from skadvrec.vae import AdvXMultVAE
 
 OPTIONS = {"steps5": dict(adversary_steps=5), "warmup10": dict(lambda_warmup=10),
            "reinit10": dict(adversary_reinit_every=10), "unbalanced": dict(class_weight=None),
+           "wide": dict(adversary_hidden=(256, 256)),
            "base": {}}
 
 
