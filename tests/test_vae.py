@@ -281,7 +281,9 @@ def test_adversary_steps_train_the_adversary_harder(data, vae, inert_group):
     np.testing.assert_allclose(m.predict(te), vae.predict(te), rtol=1e-6, atol=1e-6)
     one = [h["adversary_loss_group"] for h in inert_group.history_]
     five = [h["adversary_loss_group"] for h in m.history_]
-    assert five[0] < one[0] - 0.02 and five[-1] < one[-1] - 0.02
+    # closer to the best response: lower in every epoch, clearly so while they are learning
+    assert all(f < o for f, o in zip(five, one))
+    assert np.mean(five[:10]) < np.mean(one[:10]) - 0.03
 
 
 def test_lambda_warmup_ramps_lambda_and_skips_warmup_epochs_in_early_stopping(data):
