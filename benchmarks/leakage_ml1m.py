@@ -11,8 +11,12 @@ AdvXMultVAE with gender and age adversaries on μ (10 heads [100 → 64 → out]
 erasure (skadvrec.erasure.LinearErasure) fitted on the training users' μ and applied to the test
 users' μ, of gender and the age group together (rank 1 + 6 = 7; the age code is a function of
 the age group, so this also removes every linear trace of age), on MultVAE and on AdvXMultVAE
-(50, 50). The erased models' NDCG decodes the erased μ of the fold-in rows with the
-fitted decoder.
+(50, 50). AdvXMultVAE's erasure is its own ``post_erasure="linear"`` option (LEACE of gender and
+the age code, whose 7 values it erases one-hot: the same span as gender + age group), so the
+erased figures are the fitted model's ``transform`` / ``predict``, and the raw ones the same model
+with ``post_eraser_`` set to None. MultVAE takes no sensitive features: its erasure is a
+LinearErasure fitted here, and its NDCG decodes the erased μ of the fold-in rows with the fitted
+decoder.
 
 Leakage: skadvrec.metrics.attribute_leakage, held-out protocol: the default attacker portfolio
 (class-balanced logistic regression with C by inner CV, MLP without early stopping, gradient
@@ -25,6 +29,7 @@ on the 1,207 test users' μ; the strongest attacker's figure with a 95 % bootstr
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
@@ -59,9 +64,9 @@ def audit(Z_te, S_te, Z_tr, S_tr, seed):
 
 def ndcg10(model, x_in, x_out, eraser=None):
     """NDCG@10 of the held-out users from their fold-in rows (μ erased first with ``eraser``)."""
-    mu = model.transform(x_in)
-    if eraser is not None:
-        mu = eraser.transform(mu)
+    if eraser is None:  # the model's own scoring (with its post_eraser_, if any)
+        return float(ndcg_at_k(x_out, model.predict(x_in), k=10, exclude=x_in))
+    mu = eraser.transform(model.transform(x_in))
     vae = model.vae_
     with torch.no_grad():
         weight = next(iter(vae.parameters()))
@@ -102,7 +107,8 @@ def main():
         x_in, x_out = fold_in_split(X[te], 0.2, random_state=0)
         models = {"MultVAE": lambda: MultVAE(**common).fit(X[tr]),
                   "AdvXMultVAE (50, 50)": lambda: AdvXMultVAE(
-                      grad_scale={"gender": 50.0, "age": 50.0}, **adv).fit(
+                      grad_scale={"gender": 50.0, "age": 50.0}, post_erasure="linear",
+                      **adv).fit(
                       X[tr], sensitive_features=S_tr)}
         if seed in strong_seeds:
             models[f"AdvXMultVAE ({lam_s[0]:g}, {lam_s[1]:g})"] = lambda: AdvXMultVAE(
@@ -112,20 +118,25 @@ def main():
             t0 = time.perf_counter()
             model = make()
             fit_s = time.perf_counter() - t0
-            Z_tr, Z_te = model.transform(X[tr]), model.transform(X[te])
-            variants = [(name, None)]
-            if name in ("MultVAE", "AdvXMultVAE (50, 50)"):
+            variants = [(name, model, None)]
+            if getattr(model, "post_eraser_", None) is not None:  # AdvXMultVAE(post_erasure=)
+                raw = copy.copy(model)
+                raw.post_eraser_ = None
+                variants = [(name, raw, None), (f"{name} + erasure of gender + age group (rank "
+                                                f"{model.post_eraser_.rank_})", model, None)]
+            elif name == "MultVAE":
+                Z_tr = model.transform(X[tr])
                 for label, attrs in ERASURES.items():
                     eraser = LinearErasure(attributes=attrs, attribute_types=TYPES).fit(Z_tr,
                                                                                         S_tr)
                     variants.append((f"{name} + erasure of {label} (rank {eraser.rank_})",
-                                     eraser))
-            for label, eraser in variants:
+                                     model, eraser))
+            for label, m, eraser in variants:
                 t1 = time.perf_counter()
-                zt, ze = (Z_tr, Z_te) if eraser is None else (eraser.transform(Z_tr),
-                                                               eraser.transform(Z_te))
-                row = {"seed": seed, "model": label, "ndcg@10": ndcg10(model, x_in, x_out,
-                                                                       eraser),
+                zt, ze = m.transform(X[tr]), m.transform(X[te])
+                if eraser is not None:
+                    zt, ze = eraser.transform(zt), eraser.transform(ze)
+                row = {"seed": seed, "model": label, "ndcg@10": ndcg10(m, x_in, x_out, eraser),
                        **audit(ze, S_te, zt, S_tr, seed), "fit_s": fit_s,
                        "n_iter": model.n_iter_, "audit_s": time.perf_counter() - t1}
                 rows.append(row)

@@ -633,7 +633,8 @@ class IterativeRecommender(BaseRecommender):
     * ``_snapshot()`` / ``_restore(state)``: copy and reload the trainable state.
     * ``_finish_fit()``: set the fitted attributes from ``self._tr``.
     * optional: ``_check_params(data)``, ``_start_epoch(epoch)``, ``_end_epoch(record)``,
-      ``_prepare_validation()`` (make the current model scorable before validation).
+      ``_prepare_validation()`` (make the current model scorable before validation),
+      ``_selectable(epoch)`` (False: early stopping may not keep that epoch, e.g. a warm-up).
 
     ``_validation_protocol`` is ``"users"`` (hold out whole users, fold them in 80/20: models
     that score a user from their row) or ``"interactions"`` (hold out interactions of the
@@ -671,6 +672,12 @@ class IterativeRecommender(BaseRecommender):
 
     def _prepare_validation(self):
         """Make the current model scorable (e.g. copy factors) before a validation score."""
+
+    def _selectable(self, epoch):
+        """Whether the state after ``epoch`` (0: before training) may be kept by early
+        stopping; an epoch that is not selectable neither becomes the best nor counts towards
+        ``n_iter_no_change`` (e.g. a warm-up)."""
+        return True
 
     # -- public fit ------------------------------------------------------------------------------
     def fit(self, X, y=None, *, sensitive_features=None, validation_data=None):
@@ -729,7 +736,8 @@ class IterativeRecommender(BaseRecommender):
         self.history_, self.n_steps_ = [], 0
         if stopper is not None:  # the model before training is a candidate too
             score = self._score_validation(val)
-            stopper.update(score, 0, self._snapshot)
+            if self._selectable(0):
+                stopper.update(score, 0, self._snapshot)
             self.history_.append({"epoch": 0, "seconds": 0.0,
                                   f"val_{self.validation_metric}": score})
         epochs = tqdm(range(self.max_iter), disable=not self.verbose, desc=type(self).__name__)
@@ -768,7 +776,8 @@ class IterativeRecommender(BaseRecommender):
                 if stopper is not None:
                     score = self._score_validation(val)
                     record[f"val_{self.validation_metric}"] = score
-                    stop = stopper.update(score, epoch + 1, self._snapshot)
+                    if self._selectable(epoch + 1):
+                        stop = stopper.update(score, epoch + 1, self._snapshot)
                 self.history_.append(record)
                 if self.verbose:
                     epochs.set_postfix({k: f"{v:.4g}" for k, v in record.items()

@@ -202,6 +202,134 @@ def test_adversaries_on_the_latent_mean(data, vae, vae_leak):
     assert leak.loc["group", "auc"] < vae_leak.loc["group", "auc_low"]
 
 
+def _linear_bacc(Z_tr, y_tr, Z_te, y_te):
+    """Held-out balanced accuracy of a standardised, class-balanced logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    clf = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced",
+                                                             max_iter=2000))
+    return balanced_accuracy_score(y_te, clf.fit(Z_tr, y_tr).predict(Z_te))
+
+
+@pytest.fixture(scope="module")
+def inert_group(data):
+    # λ = 0 on the latent mean: the autoencoder is MultVAE's; the group adversary trains alone
+    return _adv(data, attributes="group", grad_scale=0.0, adversary_input="mean",
+                post_erasure="linear")
+
+
+def test_post_erasure_removes_the_linear_signal_and_decodes_the_erased_mean(data, vae,
+                                                                         inert_group):
+    import copy
+    from skadvrec.erasure import LinearErasure
+    tr, te, S_tr, S_te = data
+    m = inert_group
+    assert m.post_eraser_.rank_ == 1 and m.post_eraser_.attributes_ == ["group"]
+    y_tr, y_te = S_tr["group"].to_numpy(), S_te["group"].to_numpy()
+    # MultVAE's μ shows the planted group to a linear attacker; the erased μ does not
+    assert _linear_bacc(vae.transform(tr), y_tr, vae.transform(te), y_te) > 0.85
+    assert abs(_linear_bacc(m.transform(tr), y_tr, m.transform(te), y_te) - 0.5) < 0.06
+    # the eraser is LinearErasure fitted on the raw μ of the fit's users, applied to μ
+    raw = copy.copy(m)
+    raw.post_eraser_ = None
+    np.testing.assert_allclose(raw.transform(te), vae.transform(te), rtol=1e-5, atol=1e-5)
+    ref = LinearErasure(attributes=["group"]).fit(raw.transform(tr), S_tr["group"])
+    np.testing.assert_allclose(m.transform(te), ref.transform(raw.transform(te)), atol=1e-5)
+    # scoring decodes the erased μ (fold-in rows), and accuracy stays close to MultVAE's
+    with torch.no_grad():
+        dec = m.vae_.decode(torch.as_tensor(m.transform(te))).numpy()
+    np.testing.assert_allclose(m.predict(te), dec, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(m.predict(te), vae.predict(te), atol=1e-4)
+    ndcg, ndcg_vae = m.score(te), vae.score(te)
+    assert np.isfinite(ndcg) and ndcg > 0.85 * ndcg_vae
+    m2 = pickle.loads(pickle.dumps(m))
+    np.testing.assert_array_equal(m2.transform(te), m.transform(te))
+    np.testing.assert_array_equal(m2.predict(te), m.predict(te))
+
+
+def test_post_erasure_attribute_coding_and_errors():
+    d = make_interactions(n_users=200, n_items=40, attribute_signal=1.0, random_state=0)
+    S = d.sensitive_features.reset_index(drop=True)
+    S["age"] = pd.cut(S["age"], 5, labels=False).astype(float)  # 5 levels: erased one-hot
+    m = AdvXMultVAE(post_erasure="linear", **{**TINY, "latent_dim": 8}).fit(
+        d.X, sensitive_features=S)
+    assert m.post_eraser_.attribute_types_ == {"group": "categorical", "age": "categorical"}
+    assert m.post_eraser_.rank_ == 1 + 4
+    assert m.attribute_types_["age"] == "continuous"  # the adversary still regresses it
+    S["age"] = d.sensitive_features["age"].to_numpy()  # many levels: erased as a value
+    m = AdvXMultVAE(post_erasure="linear", **{**TINY, "latent_dim": 8}).fit(
+        d.X, sensitive_features=S)
+    assert m.post_eraser_.attribute_types_["age"] == "continuous"
+    assert m.post_eraser_.rank_ == 2
+    assert AdvXMultVAE(**TINY).fit(d.X, sensitive_features=S).post_eraser_ is None
+    with pytest.raises(ValueError, match="'post_erasure' parameter of AdvXMultVAE must be a "
+                                         "str among {'linear'} or None. Got 'leace' instead"):
+        AdvXMultVAE(post_erasure="leace", **TINY).fit(d.X, sensitive_features=S)
+    for bad in [dict(adversary_steps=0), dict(lambda_warmup=-1),
+                dict(adversary_reinit_every=-2)]:
+        with pytest.raises(ValueError, match=f"'{next(iter(bad))}' parameter of AdvXMultVAE"):
+            AdvXMultVAE(**TINY, **bad).fit(d.X, sensitive_features=S)
+
+
+def test_adversary_steps_train_the_adversary_harder(data, vae, inert_group):
+    _, te, _, _ = data
+    m = _adv(data, attributes="group", grad_scale=0.0, adversary_input="mean",
+             adversary_steps=5)
+    # λ = 0: the extra steps touch only the adversaries, the autoencoder stays MultVAE's
+    np.testing.assert_allclose(m.predict(te), vae.predict(te), rtol=1e-6, atol=1e-6)
+    one = [h["adversary_loss_group"] for h in inert_group.history_]
+    five = [h["adversary_loss_group"] for h in m.history_]
+    # closer to the best response: lower in every epoch, clearly so while they are learning
+    assert all(f < o for f, o in zip(five, one))
+    assert np.mean(five[:10]) < np.mean(one[:10]) - 0.03
+
+
+def test_lambda_warmup_ramps_lambda_and_skips_warmup_epochs_in_early_stopping(data):
+    tr, te, S_tr, _ = data
+    # first warm-up epoch: λ_eff = 0, so the autoencoder is MultVAE's after that epoch
+    one = {**KW, "max_iter": 1}
+    m = AdvXMultVAE(grad_scale=50.0, lambda_warmup=4, **ADV, **one).fit(
+        tr, sensitive_features=S_tr)
+    np.testing.assert_allclose(m.predict(te), MultVAE(**one).fit(tr).predict(te), rtol=1e-6,
+                               atol=1e-6)
+    m_now = AdvXMultVAE(grad_scale=50.0, **ADV, **one).fit(tr, sensitive_features=S_tr)
+    assert not np.allclose(m_now.predict(te), m.predict(te), atol=1e-4)
+    es = dict(early_stopping=True, validation_metric="ndcg@20", n_iter_no_change=2,
+              max_iter=8)
+    m = AdvXMultVAE(grad_scale=50.0, lambda_warmup=4, **ADV, **{**KW, **es}).fit(
+        tr, sensitive_features=S_tr)
+    factors = [h["lambda_factor"] for h in m.history_ if h["epoch"] > 0]
+    assert factors[:6] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    # n_iter_no_change=2 would have stopped inside the warm-up if it counted there
+    assert m.n_iter_ >= 6 and m.best_epoch_ > 4
+
+
+def test_adversary_reinit_redraws_the_heads(data, vae, inert_group):
+    _, te, _, _ = data
+    m = _adv(data, attributes="group", grad_scale=0.0, adversary_input="mean",
+             adversary_reinit_every=1)
+    np.testing.assert_allclose(m.predict(te), vae.predict(te), rtol=1e-6, atol=1e-6)
+    assert [h["adversary_reinit"] for h in m.history_[:3]] == [False, True, True]
+    kept = [h["adversary_loss_group"] for h in inert_group.history_]
+    fresh = [h["adversary_loss_group"] for h in m.history_]
+    assert fresh[0] == pytest.approx(kept[0])  # the same first epoch
+    assert fresh[-1] > kept[-1] + 0.02  # fresh heads every epoch never get as good
+    w = m.adversaries_[0].weights[0]
+    assert not torch.allclose(w, inert_group.adversaries_[0].weights[0])
+
+
+def test_stronger_adversaries_reduce_leakage_vs_multvae(data, vae_leak):
+    _, te, _, S_te = data
+    m = _adv(data, attributes="group", grad_scale=50.0, adversary_input="mean",
+             adversary_steps=3, lambda_warmup=3, adversary_reinit_every=10)
+    leak = attribute_leakage(m, te, S_te, attributes="group")
+    before = vae_leak.loc["group"]
+    assert leak.loc["group", "balanced_accuracy_high"] < before["balanced_accuracy"] - 0.03
+    assert leak.loc["group", "auc_high"] < before["auc_low"]
+
+
 def test_attribute_type_inference_override_and_missing_values():
     d = make_interactions(n_users=200, n_items=40, random_state=0)
     rng = np.random.default_rng(0)
