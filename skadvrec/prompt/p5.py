@@ -524,11 +524,13 @@ class P5Recommender(IterativeRecommender):
         return {f"hit@{k}": float(np.concatenate(v).mean()) for k, v in hits.items()}
 
     def score(self, X, y=None):
-        """Table form: UP5's hit@5 over the gold item plus 100 sampled item negatives (see
-        :meth:`hit_ratio`). Matrix form: the base fold-in NDCG@100."""
+        """Table form: UP5's hit@5 over the gold item plus 100 sampled item negatives (fewer
+        when there are not enough items; see :meth:`hit_ratio`). Matrix form: the base fold-in
+        NDCG@100."""
         check_is_fitted(self, "t5_")
         if self.table_form_:
-            return self.hit_ratio(X, ks=(5,))["hit@5"]
+            n_neg = min(100, self.n_items_ - 1)
+            return self.hit_ratio(X, ks=(5,), n_negatives=n_neg)["hit@5"]
         return super().score(X, y)
 
     def __getstate__(self):
