@@ -131,12 +131,14 @@ class CFP(P5Recommender):
 
     Parameters
     ----------
-    backbone : P5Recommender, FrozenEstimator, str or None, default=None
+    backbone : P5Recommender, FrozenEstimator, str, dict or None, default=None
         A fitted :class:`P5Recommender` (used as it is; wrap it in
         ``sklearn.frozen.FrozenEstimator`` to keep it fitted through ``clone`` /
         ``GridSearchCV``), an unfitted one (fitted on X first), a local T5 / P5 checkpoint
-        directory (``P5Recommender(backbone=path)`` fitted on X first), or None (a default
-        ``P5Recommender`` fitted on X first).
+        directory (``P5Recommender(backbone=path)`` fitted on X first), a dict of
+        ``P5Recommender`` parameters (a config file's form), or None (a default
+        ``P5Recommender``); all but the first are fitted on X first, seeded from
+        ``random_state``.
     attributes : list of str or None, default=None
         Columns of ``sensitive_features`` that get a prompt (None: every column). Every
         attribute is categorical (its distinct values are the classes; NaN = unknown, left out
@@ -219,7 +221,7 @@ class CFP(P5Recommender):
 
     _parameter_constraints: dict = {
         **COMMON_CONSTRAINTS,
-        "backbone": [HasMethods(["fit"]), str, None],
+        "backbone": [HasMethods(["fit"]), str, dict, None],
         "attributes": ["array-like", str, None],
         "discriminator_weight": [Interval(Real, 0, None, closed="left"), dict],
         "prefix_length": POSITIVE_INT,
@@ -335,6 +337,13 @@ class CFP(P5Recommender):
             bb = P5Recommender(device=self.device, random_state=seed)
         elif isinstance(bb, str):
             bb = P5Recommender(backbone=bb, device=self.device, random_state=seed)
+        elif isinstance(bb, dict):
+            kw = {"device": self.device, "random_state": seed, **bb}
+            try:
+                bb = P5Recommender(**kw)
+            except TypeError as exc:
+                raise ValueError(f"backbone as a dict holds P5Recommender parameters; {exc}") \
+                    from exc
         elif not isinstance(bb, P5Recommender):
             raise ValueError(f"backbone must be a P5Recommender (fitted or not), a "
                              f"FrozenEstimator of one, a checkpoint directory or None; got "
