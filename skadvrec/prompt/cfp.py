@@ -146,6 +146,13 @@ class CFP(P5Recommender):
     discriminator_weight : float or dict, default=10.0
         w_k (one for all, or ``{attribute: w}``). UP5's ML-1M commands use 100 for age and 10
         for occupation; 0 trains the prompt on L_rec only.
+    adversary_loss : {"ce", "confusion"}, default="ce"
+        What the prompt does to a discriminator of a removed attribute. ``"ce"`` (UP5):
+        maximise its cross-entropy, −w·L_dis. ``"confusion"``: minimise w times the
+        cross-entropy between the uniform distribution and its prediction, pushing it to
+        chance; a confidently *wrong* discriminator (which a maximised CE rewards) still
+        separates the classes, so a fresh attacker finds them. Kept attributes (mixture)
+        always use +w·L_dis.
     prefix_length : int, default=10
     prefix_hidden : int, default=128
         Width of the reparameterisation MLP (UP5: 800 on t5-small).
@@ -224,6 +231,7 @@ class CFP(P5Recommender):
         "backbone": [HasMethods(["fit"]), str, dict, None],
         "attributes": ["array-like", str, None],
         "discriminator_weight": [Interval(Real, 0, None, closed="left"), dict],
+        "adversary_loss": [StrOptions({"ce", "confusion"})],
         "prefix_length": POSITIVE_INT,
         "prefix_hidden": POSITIVE_INT,
         "reweighter": ["boolean"],
@@ -244,7 +252,7 @@ class CFP(P5Recommender):
     }
 
     def __init__(self, *, backbone=None, attributes=None, discriminator_weight=10.0,
-                 prefix_length=10, prefix_hidden=128, reweighter=False, mixture=False,
+                 adversary_loss="ce", prefix_length=10, prefix_hidden=128, reweighter=False, mixture=False,
                  mixture_attributes=None, prompt="auto", discriminator_hidden=(128,),
                  learning_rate=1e-3, discriminator_learning_rate=1e-3, prompt_steps=1,
                  rs_step=20, together_steps=10, rec_steps=5, sole_steps=10, clip_norm=1.0,
@@ -253,6 +261,7 @@ class CFP(P5Recommender):
         self.backbone = backbone
         self.attributes = attributes
         self.discriminator_weight = discriminator_weight
+        self.adversary_loss = adversary_loss
         self.prefix_length = prefix_length
         self.prefix_hidden = prefix_hidden
         self.reweighter = reweighter
@@ -540,6 +549,24 @@ class CFP(P5Recommender):
                                                      ignore_index=-1)
                 for a in self._tr.discs}
 
+    def _adversarial(self, h, ys):
+        """The prompt's adversarial term: Σ_removed (−w L_dis or w·CE(uniform, D)) +
+        Σ_kept w L_dis, and the mean L_dis (for the record)."""
+        tr, w = self._tr, self.discriminator_weights_
+        dis = self._dis_losses(h, ys)
+        total = 0.0
+        for a, v in dis.items():
+            if tr.signs[a] > 0:
+                total = total + w[a] * torch.nan_to_num(v)
+            elif self.adversary_loss == "ce":
+                total = total - w[a] * torch.nan_to_num(v)
+            else:
+                logp = torch.log_softmax(tr.discs[a](h).float(), dim=-1)
+                known = (ys[a] >= 0).float()
+                conf = -(logp.mean(-1) * known).sum() / known.sum().clamp(min=1.0)
+                total = total + w[a] * conf
+        return total, torch.stack([v.detach() for v in dis.values()]).mean()
+
     def _step(self, opt, loss, params):
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -551,16 +578,13 @@ class CFP(P5Recommender):
         ids, mask, target = self._batch_prompts(idx, tr.gen, allow_direct=False)
         rows = tr.unit_user[idx]
         ys = {a: tr.labels[a][rows] for a in tr.discs}
-        # nan-safe: a batch whose users all lack an attribute gives a NaN CE; skip those
-        w = self.discriminator_weights_
+        # nan_to_num: a batch whose users all lack an attribute gives a NaN CE
         pparams = [p for p in tr.module.parameters() if p.requires_grad]
         for _ in range(int(self.prompt_steps)):
             rec, h = self._forward(ids, mask, target)
-            dis = self._dis_losses(h, ys)
-            adv = sum(tr.signs[a] * w[a] * torch.nan_to_num(v) for a, v in dis.items())
-            self._step(tr.popt, rec + adv, pparams)  # = L_rec − Σ_S w L_dis + Σ_keep w L_dis
+            adv, dis_loss = self._adversarial(h, ys)
+            self._step(tr.popt, rec + adv, pparams)  # L_rec − Σ_S w L_dis + Σ_keep w L_dis
         tr.batch += 1
-        dis_loss = torch.stack([v.detach() for v in dis.values()]).mean()
         if tr.batch % int(self.rs_step) == 0:
             h_det = h.detach()
             for j in range(int(self.together_steps)):
