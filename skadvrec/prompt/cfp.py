@@ -252,7 +252,8 @@ class CFP(P5Recommender):
     }
 
     def __init__(self, *, backbone=None, attributes=None, discriminator_weight=10.0,
-                 adversary_loss="ce", prefix_length=10, prefix_hidden=128, reweighter=False, mixture=False,
+                 adversary_loss="ce", prefix_length=10, prefix_hidden=128, reweighter=False,
+                 mixture=False,
                  mixture_attributes=None, prompt="auto", discriminator_hidden=(128,),
                  learning_rate=1e-3, discriminator_learning_rate=1e-3, prompt_steps=1,
                  rs_step=20, together_steps=10, rec_steps=5, sole_steps=10, clip_norm=1.0,

@@ -12,10 +12,10 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 from sklearn.utils import metadata_routing
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from .._data import ITEM, USER, check_interactions
+from .._data import ITEM, USER
 from .._params import ITERATIVE_CONSTRAINTS, NON_NEGATIVE_REAL, POSITIVE_INT, POSITIVE_REAL
 from ..base import IterativeRecommender, _holdout_interactions
 from . import _prompts as P
@@ -119,8 +119,9 @@ class P5Recommender(IterativeRecommender):
     >>> import numpy as np, pandas as pd
     >>> from skadvrec.prompt import P5Recommender
     >>> rng = np.random.default_rng(0)
+    >>> start = np.repeat(rng.integers(0, 20, 30), 8)
     >>> X = pd.DataFrame({"user": np.repeat(np.arange(30), 8),
-    ...                   "item": (np.repeat(rng.integers(0, 20, 30), 8) + np.tile(np.arange(8), 30)) % 20,
+    ...                   "item": (start + np.tile(np.arange(8), 30)) % 20,
     ...                   "timestamp": np.tile(np.arange(8), 30)})
     >>> model = P5Recommender(d_model=32, n_heads=2, d_ff=64, max_iter=2, early_stopping=False,
     ...                       device="cpu", random_state=0).fit(X)
@@ -151,7 +152,8 @@ class P5Recommender(IterativeRecommender):
     def __init__(self, *, backbone="t5", d_model=64, n_layers=2, n_heads=4, d_ff=256,
                  dropout=0.0, max_history=20, direct_fraction=0.2, n_direct_candidates=20,
                  learning_rate=1e-3, weight_decay=0.0, clip_norm=1.0,
-                 max_targets_per_user=None, batch_size=256, max_iter=10, early_stopping=True, n_iter_no_change=2, validation_fraction=0.1,
+                 max_targets_per_user=None, batch_size=256, max_iter=10, early_stopping=True,
+                 n_iter_no_change=2, validation_fraction=0.1,
                  validation_metric="hitrate@10", dtype="float32", device="auto",
                  rating_threshold=None, random_state=None, verbose=False):
         self.backbone = backbone
