@@ -61,8 +61,10 @@ class P5Recommender(IterativeRecommender):
         parameters are then ignored; nothing is ever downloaded).
     d_model, n_layers, n_heads, d_ff : int, default=64, 2, 4, 256
         T5 width, encoder (= decoder) layers, attention heads, feed-forward width. The defaults
-        (about 1.2 M parameters on ML-1M, most of them the 9.8 k token embeddings) train on
-        ML-1M in minutes on a CPU; the UP5 backbone is t5-small (512, 6, 8, 2048; 60 M).
+        (about 0.86 M parameters on ML-1M, 0.63 M of them the 9.8 k token embeddings) train
+        on ML-1M in about 20 minutes on one CPU thread with ``max_targets_per_user=20`` and 4
+        epochs (BENCHMARKS.md: d_ff=128, 0.79 M); UP5's backbone is t5-small (512 wide, 6 + 6
+        layers, 8 heads, d_ff 2048; 60 M).
     dropout : float, default=0.0
         T5 dropout (UP5's t5-small uses 0.1; the small default model underfits ML-1M, and
         seeded dropout costs a fifth of a CPU step).
