@@ -146,6 +146,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("stage", choices=["backbone", "cfp", "grid"])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--backbone-seed", type=int, default=None,
+                    help="load the backbone fitted with this seed (default: --seed)")
     ap.add_argument("--attrs", nargs="*", default=ATTRS)
     ap.add_argument("--mixture", action="store_true")
     ap.add_argument("--reweighter", action="store_true", help="also the mixture with it")
@@ -153,6 +155,8 @@ def main():
     ap.add_argument("--w", type=float, nargs="*", default=None,
                     help="discriminator weights, one per --attrs")
     args = ap.parse_args()
+    global BACKBONE_SEED
+    BACKBONE_SEED = args.seed if args.backbone_seed is None else args.backbone_seed
     torch.set_num_threads(1)
     header(f"prompt family on ML-1M, stage {args.stage}, seed {args.seed}", "cpu")
     if args.stage == "backbone":
@@ -178,7 +182,11 @@ def _row_sensitive(fit, S):
     return S.set_index("user").loc[fit["user"], ATTRS].reset_index(drop=True)
 
 
+BACKBONE_SEED = None
+
+
 def _load_backbone(seed):
+    seed = seed if BACKBONE_SEED is None else BACKBONE_SEED
     with open(OUT / f"p5_ml1m_seed{seed}.pkl", "rb") as f:
         return pickle.load(f)
 
