@@ -131,7 +131,7 @@ _EASE_L2 = {"ml-100k": {"l2": 100.0}, "ml-1m": {"l2": 500.0}, "gowalla": {"l2": 
 _RLARM_ML = {"ml-100k": {"l2": 100.0}, "ml-1m": {"l2": 500.0, "validation_metric": "ndcg@100"},
              "gowalla": {"l2": 500.0}}
 
-# One line per estimator. Keep the order: closed forms, VAEs, BPR models, FMs.
+# One line per estimator. Keep the order: closed forms, VAEs, BPR models, FMs, prompts.
 register(ModelSpec("ease", "EASE", "skadvrec.linear:EASE", {"l2": 100.0}, _EASE_L2))
 register(ModelSpec("ease-ipw", "EASE-IPW", "skadvrec.linear:EASEIPW", {"l2": 100.0, "beta": 0.5},
                    _EASE_L2))
@@ -154,6 +154,13 @@ register(ModelSpec("pamacf", "PamaCF", "skadvrec.cf:PamaCF", {**_MF, "rho": 0.3}
 register(ModelSpec("fm", "FM", "skadvrec.fm:FM", _FMS))
 register(ModelSpec("advfm", "AdvFM", "skadvrec.fm:AdvFM", _FMS))
 register(ModelSpec("aafm", "AAFM", "skadvrec.fm:AAFM", _FMS))
+# the prompt family (needs the 'prompt' extra): a tiny T5 so the whole job stays fast on a CPU
+_P5 = dict(d_model=32, n_layers=1, n_heads=2, d_ff=64, max_iter=3, max_targets_per_user=3,
+           early_stopping=False, learning_rate=5e-3)
+register(ModelSpec("p5", "P5", "skadvrec.prompt:P5Recommender", _P5))
+register(ModelSpec("cfp", "CFP", "skadvrec.prompt:CFP",
+                   dict(backbone=_P5, prefix_length=4, prefix_hidden=32, max_iter=1,
+                        max_targets_per_user=3, discriminator_weight=10.0), sensitive=True))
 
 
 # -- configuration ------------------------------------------------------------------------------
