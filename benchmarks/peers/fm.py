@@ -32,7 +32,6 @@ pandas 3):
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import platform
 import sys
@@ -40,29 +39,13 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _shims import apply  # noqa: E402
+
 import numpy as np
 import torch
 
 FIELDS = ["age", "gender", "occupation", "year"]
-
-
-def _shim():
-    for name, alias in (("float_", np.float64), ("complex_", np.complex128),
-                        ("unicode_", np.str_), ("bool", np.bool_), ("int", np.int_),
-                        ("float", np.float64), ("complex", np.complex128),
-                        ("object", np.object_), ("str", np.str_), ("long", np.int_)):
-        if name not in np.__dict__:
-            setattr(np, name, alias)
-    if not getattr(torch.load, "_fm_peer_shim", False):
-        original = torch.load
-
-        @functools.wraps(original)
-        def load(*args, **kwargs):
-            kwargs.setdefault("weights_only", False)
-            return original(*args, **kwargs)
-
-        load._fm_peer_shim = True
-        torch.load = load
 
 
 def _write_atomic(X, folder):
@@ -122,7 +105,7 @@ def run(threads: int = 1, rounds: int = 7, seed: int = 0) -> list[dict]:
     Returns rows ``{figure, peer, peer_s, ours_s, ratio}`` (``ratio = peer_s / ours_s``: how
     many times faster ours is).
     """
-    _shim()
+    apply()  # RecBole's shims, documented in _shims.py
     torch.set_num_threads(threads)
     from skadvrec.datasets import load_movielens_features
     from skadvrec.fm import AAFM, FM
