@@ -28,6 +28,7 @@ from .._sampling import TripleSampler
 from .._torch import RowAdamW, adam_options, ridge_fold_in
 from .._warnings import warn
 from ..base import IterativeRecommender
+from . import _kernel
 from ._backbones import MFBackbone
 
 # the parameters every estimator of the family declares (each adds its own)
@@ -71,6 +72,9 @@ class _EmbeddingRecommender(IterativeRecommender):
     # row-sparse training for the MF backbone (False: dense AdamW with autograd, the reference
     # the sparse path is tested against; a private switch, not a parameter)
     _sparse_updates = True
+    # the native (C) form of the row-sparse step where it applies (False: the torch form, the
+    # reference the kernel is tested against; SKADVREC_NATIVE=0 switches it off globally)
+    _native_step_allowed = True
 
     # -- what the subclasses choose ----------------------------------------------------------
     def _backbone(self):
@@ -105,6 +109,14 @@ class _EmbeddingRecommender(IterativeRecommender):
                                        weight_decay=self.weight_decay, **adam_options(dev))
         tr.sampler, tr.gen, tr.n = TripleSampler(train, dev), gen, int(train.nnz)
         tr.adversary, tr.adversarial = self._adversary(), False
+        # the whole row-sparse step as one C function (float32 on the CPU; None: torch step)
+        tr.native = None
+        if tr.sparse and self._native_step_allowed:
+            adv = tr.adversary
+            rule = (0, 0.0, 0.0) if adv is None else (
+                (*adv.rule.native_args(), adv.weight) if hasattr(adv.rule, "native_args")
+                else None)
+            tr.native = _kernel.NativeStep.create(tr.row_opt, tr.n_users, rule)
         return tr.n  # one epoch = as many triples as training interactions
 
     def _start_epoch(self, epoch):
@@ -114,9 +126,25 @@ class _EmbeddingRecommender(IterativeRecommender):
         tr.adversarial = adv is not None and epoch >= adv.n_pretrain_epochs and adv.weight > 0
 
     def _train_step(self, idx):
+        if self._tr.native is not None:
+            return self._native_step(idx)
         if self._tr.sparse:
             return self._sparse_step(idx)
         return self._dense_step(idx)
+
+    def _native_step(self, idx):
+        """:meth:`_sparse_step` as one call of the native kernel (:mod:`._kernel`)."""
+        tr = self._tr
+        u, i, j = (t[idx] for t in tr.triples)
+        reg = float(self.reg)
+        bpr, adv, l2 = tr.native.step(u, i, j, reg, tr.adversarial)
+        loss = bpr + reg * l2
+        if adv is None:
+            vals = torch.tensor([loss, bpr], dtype=tr.row_opt.state.dtype)
+            return {"loss": vals[0], "bpr": vals[1]}
+        loss = loss + tr.adversary.weight * adv
+        vals = torch.tensor([loss, bpr, adv], dtype=tr.row_opt.state.dtype)
+        return {"loss": vals[0], "bpr": vals[1], "adversarial": vals[2]}
 
     def _sparse_step(self, idx):
         """One step on the rows of the batch only, with the gradients in closed form.

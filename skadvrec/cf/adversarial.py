@@ -34,6 +34,9 @@ class _Uniform:
     def __init__(self, eps):
         self.eps = float(eps)
 
+    def native_args(self):  # (rule code, its constant) for the native step (_kernel.py)
+        return 1, self.eps
+
     def coefficients(self, eu, users, U_all):
         return torch.full((eu.shape[0],), self.eps, device=eu.device, dtype=eu.dtype)
 
@@ -41,6 +44,9 @@ class _Uniform:
 class _Personalised:
     def __init__(self, rho, gamma):
         self.rho, self.gamma = float(rho), float(gamma)
+
+    def native_args(self):
+        return 2, self.rho * self.gamma
 
     def coefficients(self, eu, users, U_all):
         n2 = eu.square().sum(1)
@@ -53,6 +59,9 @@ class _Paper:
 
     def __init__(self, rho):
         self.rho = float(rho)
+
+    def native_args(self):
+        return 3, self.rho
 
     def coefficients(self, eu, users, U_all):
         mean_norm = U_all.norm(dim=1).mean()
