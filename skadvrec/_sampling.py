@@ -43,7 +43,7 @@ def pair_keys(indptr, indices, n_items):
     return rows * n_items + indices
 
 
-def sample_negatives(users, n_items, keys, generator):
+def sample_negatives(users, n_items, keys, generator, reject=None):
     """For each entry of ``users``, an item drawn uniformly among those the user has not
     interacted with (vectorised rejection sampling: each round redraws only the rejected ones).
 
@@ -57,6 +57,11 @@ def sample_negatives(users, n_items, keys, generator):
         The sorted pair keys of the positives (:func:`pair_keys`).
     generator : torch.Generator
         On the device of ``users``.
+    reject : callable, default=None
+        ``reject(users, neg, todo)``: the entries of ``todo`` whose pair (users[t], neg[t]) is a
+        positive, in order (a faster membership test, e.g. the native one of the embedding
+        trainers; it must agree with ``keys``). None: :func:`torch.searchsorted` on ``keys``.
+        The random draws, hence the result, are the same either way.
 
     Returns
     -------
@@ -76,18 +81,23 @@ def sample_negatives(users, n_items, keys, generator):
     neg = torch.randint(n_items, (n,), generator=generator, device=dev)
     todo = torch.arange(n, device=dev)
     while len(keys):
-        k = users[todo] * n_items + neg[todo]
-        at = torch.searchsorted(keys, k).clamp_(max=len(keys) - 1)
-        bad = keys[at] == k
-        if not bool(bad.any()):
-            break
-        todo = todo[bad]
+        if reject is not None:
+            todo = reject(users, neg, todo)
+            if len(todo) == 0:
+                break
+        else:
+            k = users[todo] * n_items + neg[todo]
+            at = torch.searchsorted(keys, k).clamp_(max=len(keys) - 1)
+            bad = keys[at] == k
+            if not bool(bad.any()):
+                break
+            todo = todo[bad]
         neg[todo] = torch.randint(n_items, (len(todo),), generator=generator, device=dev)
     return neg
 
 
 def sample_bpr_triples(indptr, indices, n_items, n_samples, generator, active_users=None,
-                       keys=None):
+                       keys=None, reject=None):
     """Draw ``n_samples`` BPR triples (u, i⁺, j⁻) on the device of ``indptr``.
 
     The user is uniform over ``active_users`` (users with at least one training item and at
@@ -108,6 +118,8 @@ def sample_bpr_triples(indptr, indices, n_items, n_samples, generator, active_us
     keys : LongTensor, default=None
         The sorted pair keys (:func:`pair_keys`) used for the negatives' membership test;
         computed from the CSR structure when None (:class:`TripleSampler` computes them once).
+    reject : callable, default=None
+        A faster membership test for the negatives (see :func:`sample_negatives`).
 
     Returns
     -------
@@ -139,7 +151,7 @@ def sample_bpr_triples(indptr, indices, n_items, n_samples, generator, active_us
     pos = indices[indptr[users] + off]
     if keys is None:
         keys = pair_keys(indptr, indices, n_items)
-    return users, pos, sample_negatives(users, n_items, keys, generator)
+    return users, pos, sample_negatives(users, n_items, keys, generator, reject)
 
 
 class TripleSampler:
@@ -150,6 +162,9 @@ class TripleSampler:
     X : sparse matrix of shape (n_users, n_items)
         Training positives (the non-zeros).
     device : torch.device or str
+    reject : callable, default=None
+        A faster membership test for the negatives (see :func:`sample_negatives`); the draws
+        are the same with or without it.
 
     Attributes
     ----------
@@ -169,7 +184,7 @@ class TripleSampler:
     torch.Size([5])
     """
 
-    def __init__(self, X, device):
+    def __init__(self, X, device, reject=None):
         X = sp.csr_matrix(X)
         if not X.has_sorted_indices:
             X = X.sorted_indices()
@@ -179,8 +194,9 @@ class TripleSampler:
         deg = self.indptr[1:] - self.indptr[:-1]
         self.active_users = torch.nonzero((deg > 0) & (deg < self.n_items)).squeeze(1)
         self.keys = pair_keys(self.indptr, self.indices, self.n_items)
+        self.reject = reject
 
     def sample(self, n_samples, generator):
         """``n_samples`` triples (users, positives, negatives), see :func:`sample_bpr_triples`."""
         return sample_bpr_triples(self.indptr, self.indices, self.n_items, n_samples, generator,
-                                  self.active_users, self.keys)
+                                  self.active_users, self.keys, self.reject)

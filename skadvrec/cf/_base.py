@@ -117,6 +117,8 @@ class _EmbeddingRecommender(IterativeRecommender):
                 (*adv.rule.native_args(), adv.weight) if hasattr(adv.rule, "native_args")
                 else None)
             tr.native = _kernel.NativeStep.create(tr.row_opt, tr.n_users, rule)
+        if tr.native is not None:  # and the negatives' membership test (the same draws)
+            tr.sampler.reject = _kernel.NativeReject.create(tr.sampler, tr.native.lib)
         return tr.n  # one epoch = as many triples as training interactions
 
     def _start_epoch(self, epoch):

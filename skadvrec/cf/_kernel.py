@@ -35,7 +35,7 @@ import torch
 
 from .._warnings import warn
 
-__all__ = ["NativeStep", "load", "enabled"]
+__all__ = ["NativeStep", "NativeReject", "load", "enabled"]
 
 _SOURCE = r"""
 #include <math.h>
@@ -63,6 +63,13 @@ _SOURCE = r"""
 #define INLINE static inline
 #endif
 
+#ifndef PF_ROWS
+#define PF_ROWS 8     /* rows ahead whose cache lines are requested */
+#endif
+#ifndef PF_TRIPLES
+#define PF_TRIPLES 4  /* triples ahead */
+#endif
+
 /* ask for a row's cache lines ahead of use (the rows are scattered over a table of MBs) */
 INLINE void prefetch_row(const float *p, int64_t n_floats) {
     for (int64_t k = 0; k < n_floats; k += 16) PREFETCH(p + k);
@@ -82,14 +89,36 @@ INLINE float dot(const float *a, const float *b, int64_t d) {
 INLINE double softplus(double x) { return x > 20.0 ? x : log1p(exp(x)); }
 INLINE double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 
-API int skadvrec_kernel_version(void) { return 1; }
+API int skadvrec_kernel_version(void) { return 2; }
+
+/*
+ * The entries t of todo (n_todo of them) whose pair (users[t], neg[t]) is a positive of the CSR
+ * structure (indptr, indices; columns sorted within rows), written to bad in order; returns
+ * their number. A binary search within the user's row.
+ */
+API int64_t skadvrec_reject(const int64_t *indptr, const int64_t *indices, const int64_t *users,
+                            const int64_t *neg, const int64_t *todo, int64_t n_todo,
+                            int64_t *bad) {
+    int64_t n_bad = 0;
+    for (int64_t q = 0; q < n_todo; q++) {
+        const int64_t t = todo[q], it = neg[t];
+        const int64_t u = users[t];
+        int64_t lo = indptr[u], hi = indptr[u + 1];
+        while (lo < hi) {
+            const int64_t mid = lo + (hi - lo) / 2;
+            if (indices[mid] < it) lo = mid + 1; else hi = mid;
+        }
+        if (lo < indptr[u + 1] && indices[lo] == it) bad[n_bad++] = t;
+    }
+    return n_bad;
+}
 
 /*
  * One step on a batch of B triples (u, i, j); users are rows [0, n_users) of the table, items
  * follow them. state: (n_rows, 3, d) float32, per row the stored parameter (true value / scale)
  * and AdamW's two moments. last: (n_rows,) step up to which each row's momentum was applied
  * (NULL: no catch-up). slot: (n_rows,) int32, all -1 on entry and on return. work: float32
- * scratch of at least 3*B*d + 2*B + 6*d; rows: int64 scratch of 3*B.
+ * scratch of at least 3*B*d + 5*B + 6*d; rows: int64 scratch of 3*B.
  * sc[]: scale, new_scale, lr, keep, b1, b2, eps, reg, coef_a, adv_weight, tiny1, tiny2
  * (tiny: the k above which beta^k is taken as 0). rule: 0 none, 1 uniform (m = a),
  * 2 personalised (m = a * sigmoid(|eu|^2 / mean_batch |eu|^2 - 1)), 3 paper
@@ -109,7 +138,8 @@ API CLONES int64_t skadvrec_bpr_step(float *state, int64_t *last, int32_t *slot,
     float *G = work;                    /* (n_unique, d) summed gradients */
     float *coef = G + 3 * B * d;        /* (B) perturbation magnitudes */
     float *n2 = coef + B;               /* (B) |eu|^2 */
-    float *tmp = n2 + B;                /* 6 d */
+    float *cnt = n2 + B;                /* (n_unique) occurrences of each row in the batch */
+    float *tmp = cnt + 3 * B;           /* 6 d */
     float *gu = tmp, *gi = tmp + d, *gj = tmp + 2 * d;
     float *pu = tmp + 3 * d, *pi = tmp + 4 * d, *pj = tmp + 5 * d;
     double mean_norm = 0.0;
@@ -131,7 +161,8 @@ API CLONES int64_t skadvrec_bpr_step(float *state, int64_t *last, int32_t *slot,
         const int64_t off = part == 0 ? 0 : n_users;
         for (int64_t b = 0; b < B; b++) {
             int64_t r = idx[b] + off;
-            if (slot[r] < 0) { slot[r] = (int32_t)n; rows[n++] = r; }
+            if (slot[r] < 0) { slot[r] = (int32_t)n; cnt[n] = 0.0f; rows[n++] = r; }
+            cnt[slot[r]] += 1.0f;
         }
     }
     memset(G, 0, sizeof(float) * (size_t)(n * d));
@@ -143,7 +174,10 @@ API CLONES int64_t skadvrec_bpr_step(float *state, int64_t *last, int32_t *slot,
     const double rr = b1 / sqrt(b2);
     for (int64_t q = 0; q < n; q++) {
         float *p = state + rows[q] * D3, *m = p + d, *v = p + 2 * d;
-        if (q + 8 < n) prefetch_row(state + rows[q + 8] * D3, D3);
+        if (q + PF_ROWS < n) {
+            prefetch_row(state + rows[q + PF_ROWS] * D3, D3);
+            if (last != NULL) PREFETCH(last + rows[q + PF_ROWS]);
+        }
         const int64_t miss = (last != NULL && t > 0) ? t - last[rows[q]] : 0;
         if (miss > 0) {
             /* r^k, b1^k, b2^k from the caller's table of powers where k is in it */
@@ -187,54 +221,55 @@ API CLONES int64_t skadvrec_bpr_step(float *state, int64_t *last, int32_t *slot,
         for (int64_t b = 0; b < B; b++) coef[b] = (float)coef_a;
     }
 
-    /* gradients per triple, summed per row */
+    /* BPR (and adversarial) gradients per triple, summed per row; the L2 term, the same for
+       every occurrence of a row, is added per row below (count * 2 reg / B * e) */
     double bpr = 0.0, adv = 0.0, l2 = 0.0;
     const float l2c = (float)(2.0 * reg / (double)B);
     for (int64_t b = 0; b < B; b++) {
         const int32_t su = slot[u[b]], si = slot[i[b] + n_users], sj = slot[j[b] + n_users];
+        if (b + PF_TRIPLES < B) {
+            prefetch_row(state + u[b + PF_TRIPLES] * D3, d);
+            prefetch_row(state + (i[b + PF_TRIPLES] + n_users) * D3, d);
+            prefetch_row(state + (j[b + PF_TRIPLES] + n_users) * D3, d);
+        }
         const float *eu = state + rows[su] * D3, *ei = state + rows[si] * D3,
                     *ej = state + rows[sj] * D3;
+        float *Gu = G + su * d, *Gi = G + si * d, *Gj = G + sj * d;
         for (int64_t k = 0; k < d; k++) gu[k] = ej[k] - ei[k];  /* diff */
         const float x = dot(eu, gu, d);
         bpr += softplus((double)x);
-        l2 += (double)dot(eu, eu, d) + (double)dot(ei, ei, d) + (double)dot(ej, ej, d);
         const float s = (float)sigmoid((double)x) / (float)B;
+        if (rule == 0) {
+            for (int64_t k = 0; k < d; k++) {
+                Gu[k] += s * gu[k];
+                Gi[k] += -s * eu[k];
+                Gj[k] += s * eu[k];
+            }
+            continue;
+        }
         for (int64_t k = 0; k < d; k++) {
             gu[k] = s * gu[k];
             gi[k] = -s * eu[k];
             gj[k] = s * eu[k];
         }
-        if (rule != 0) {
-            const float c = coef[b];
-            float nu = sqrtf(dot(gu, gu, d)), ni = sqrtf(dot(gi, gi, d)),
-                  nj = sqrtf(dot(gj, gj, d));
-            nu = nu > 1e-12f ? nu : 1e-12f;
-            ni = ni > 1e-12f ? ni : 1e-12f;
-            nj = nj > 1e-12f ? nj : 1e-12f;
-            for (int64_t k = 0; k < d; k++) {
-                pu[k] = eu[k] + c * (gu[k] / nu);
-                pi[k] = ei[k] + c * (gi[k] / ni);
-                pj[k] = ej[k] + c * (gj[k] / nj);
-                pj[k] = pj[k] - pi[k];  /* pdiff */
-            }
-            const float xa = dot(pu, pj, d);
-            adv += softplus((double)xa);
-            const float sa = (float)sigmoid((double)xa) * (float)(weight / (double)B);
-            for (int64_t k = 0; k < d; k++) {
-                gu[k] += sa * pj[k];
-                gi[k] += -sa * pu[k];
-                gj[k] += sa * pu[k];
-            }
+        const float c = coef[b];
+        float nu = sqrtf(dot(gu, gu, d)), ni = sqrtf(dot(gi, gi, d)), nj = sqrtf(dot(gj, gj, d));
+        /* c * g / max(|g|, 1e-12), F.normalize's floor */
+        const float cu = c / (nu > 1e-12f ? nu : 1e-12f), ci = c / (ni > 1e-12f ? ni : 1e-12f),
+                    cj = c / (nj > 1e-12f ? nj : 1e-12f);
+        for (int64_t k = 0; k < d; k++) {
+            pu[k] = eu[k] + cu * gu[k];
+            pi[k] = ei[k] + ci * gi[k];
+            pj[k] = ej[k] + cj * gj[k];
+            pj[k] = pj[k] - pi[k];  /* pdiff */
         }
-        float *Gu = G + su * d, *Gi = G + si * d, *Gj = G + sj * d;
-        if (reg != 0.0) {
-            for (int64_t k = 0; k < d; k++) {
-                Gu[k] += gu[k] + l2c * eu[k];
-                Gi[k] += gi[k] + l2c * ei[k];
-                Gj[k] += gj[k] + l2c * ej[k];
-            }
-        } else {
-            for (int64_t k = 0; k < d; k++) { Gu[k] += gu[k]; Gi[k] += gi[k]; Gj[k] += gj[k]; }
+        const float xa = dot(pu, pj, d);
+        adv += softplus((double)xa);
+        const float sa = (float)sigmoid((double)xa) * (float)(weight / (double)B);
+        for (int64_t k = 0; k < d; k++) {
+            Gu[k] += gu[k] + sa * pj[k];
+            Gi[k] += gi[k] - sa * pu[k];
+            Gj[k] += gj[k] + sa * pu[k];
         }
     }
 
@@ -246,7 +281,13 @@ API CLONES int64_t skadvrec_bpr_step(float *state, int64_t *last, int32_t *slot,
     const float fkeep = (float)keep, inew = (float)(1.0 / new_scale);
     for (int64_t q = 0; q < n; q++) {
         float *p = state + rows[q] * D3, *m = p + d, *v = p + 2 * d;
-        const float *g = G + q * d;
+        float *g = G + q * d;
+        if (q + PF_ROWS < n) prefetch_row(state + rows[q + PF_ROWS] * D3, D3);
+        l2 += (double)cnt[q] * (double)dot(p, p, d);  /* the values the batch used */
+        if (reg != 0.0) {
+            const float cr = cnt[q] * l2c;
+            for (int64_t k = 0; k < d; k++) g[k] += cr * p[k];
+        }
         for (int64_t k = 0; k < d; k++) {
             m[k] = m[k] * fb1 + g1 * g[k];
             v[k] = v[k] * fb2 + g2 * (g[k] * g[k]);
@@ -358,7 +399,10 @@ def _load_library(path):
     fn = lib.skadvrec_bpr_step
     fn.restype = i64
     fn.argtypes = [P, P, P, i64, i64, P, P, P, i64, i64, P, ctypes.c_int, P, P, P, P, i64]
-    if lib.skadvrec_kernel_version() != 1:  # pragma: no cover - a stale cache entry
+    fn = lib.skadvrec_reject
+    fn.restype = i64
+    fn.argtypes = [P, P, P, P, P, i64, P]
+    if lib.skadvrec_kernel_version() != 2:  # pragma: no cover - a stale cache entry
         raise RuntimeError("unexpected kernel version")
     return lib
 
@@ -434,7 +478,7 @@ class NativeStep:
         return cls(lib, opt, n_users, rule_args)
 
     def _scratch(self, B):
-        need = 3 * B * self.d + 2 * B + 6 * self.d
+        need = 3 * B * self.d + 5 * B + 6 * self.d
         if self.work.numel() < need:
             self.work = torch.empty(need, dtype=torch.float32)
             self.rows = torch.empty(3 * B, dtype=torch.int64)
@@ -462,3 +506,27 @@ class NativeStep:
         opt._scale = new_scale
         bpr, adv, l2 = self.out.tolist()
         return bpr / B, (adv / B if rule else None), l2 / B
+
+
+class NativeReject:
+    """The membership test of the negative sampler (:func:`skadvrec._sampling.sample_negatives`'s
+    ``reject``) as one C loop: a binary search in each user's sorted CSR row instead of
+    ``torch.searchsorted`` over all pair keys. Same answers, so the same triples are drawn."""
+
+    def __init__(self, lib, indptr, indices):
+        self.lib, self.indptr, self.indices = lib, indptr, indices
+
+    @classmethod
+    def create(cls, sampler, lib):
+        ok = (sampler.indptr.device.type == "cpu" and sampler.indptr.dtype == torch.int64
+              and sampler.indices.dtype == torch.int64 and sampler.indptr.is_contiguous()
+              and sampler.indices.is_contiguous())
+        return cls(lib, sampler.indptr, sampler.indices) if ok else None
+
+    def __call__(self, users, neg, todo):
+        users, neg, todo = (x.contiguous() for x in (users, neg, todo))
+        bad = torch.empty(len(todo), dtype=torch.int64)
+        n_bad = self.lib.skadvrec_reject(self.indptr.data_ptr(), self.indices.data_ptr(),
+                                         users.data_ptr(), neg.data_ptr(), todo.data_ptr(),
+                                         len(todo), bad.data_ptr())
+        return bad[:n_bad]
