@@ -324,7 +324,10 @@ _TRAINING_PARAMS = """\
         :class:`skadvrec._torch.RowAdamW`); what dense AdamW would have done to a row during
         the steps it missed (weight decay exactly, the momentum movement in closed form) is
         caught up when it is next read and at the end of each epoch. Graph propagation
-        touches every row, so LightGCN trains with dense (fused) AdamW.
+        touches every row, so LightGCN trains with dense (fused) AdamW. On the CPU in float32
+        the row-sparse step runs as one C function, compiled at first use with the system C
+        compiler and cached (the torch form where there is none; ``SKADVREC_NATIVE=0`` keeps
+        the torch form).
     weight_decay : float, default={weight_decay}
         AdamW's decoupled weight decay ({weight_decay_note}).
     reg : float, default=1e-4

@@ -6,12 +6,16 @@ over memory each) dominate a BPR epoch. This module runs the same step as one C 
 trainer's own buffers: it reads each touched row once (weight-decay scale and momentum catch-up
 of :class:`skadvrec._torch.RowAdamW`, applied in place), computes the BPR, L2 and adversarial
 gradients per triple in closed form, sums them per row and applies the row-sparse AdamW update,
-with exactly the semantics of ``RowAdamW.fetch`` + ``RowAdamW.step`` (same order of operations,
-float32 arithmetic on the rows, float64 for the scalars and the losses).
+with the semantics of ``RowAdamW.fetch`` + ``RowAdamW.step`` and of the torch step's gradients
+(float32 arithmetic on the rows, float64 for the scalars and the losses; results differ from the
+torch form by float32 rounding only: the L2 gradient is added once per row as count · 2·reg/B · e,
+divisions by constants are products, sums are taken in another order). It also gives the
+negative sampler a faster membership test (:class:`NativeReject`) that draws the same triples.
 
 The source below is compiled at first use with the system C compiler (``$CC``, else ``cc``,
-``gcc`` or ``clang``; ``-O3``, no machine-specific flags, so a cached library runs on any CPU
-of the same architecture), cached under ``$XDG_CACHE_HOME/skadvrec/kernels`` (default
+``gcc`` or ``clang``; ``-O3 -fno-math-errno``; on x86-64 an AVX2 + FMA copy of the step is
+chosen at load time where the CPU has it, no ``-march=native``, so a cached library runs on any
+CPU of its architecture), cached under ``$XDG_CACHE_HOME/skadvrec/kernels`` (default
 ``~/.cache``; ``SKADVREC_KERNEL_CACHE`` overrides) by a hash of the source, the compiler's
 version and the flags, and loaded with :mod:`ctypes`. The library file is written under a
 temporary name and renamed into place, so concurrent fits (GridSearchCV workers) that compile
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import math
 import os
 import platform
 import shutil
@@ -434,18 +439,18 @@ def load():
 
 def _tiny(beta):
     """Steps k above which beta**k is taken as 0 (as RowAdamW: below 1e-20)."""
-    import math
-
     return math.inf if beta <= 0 else (-20.0 / math.log10(beta) if beta < 1 else math.inf)
 
 
 class NativeStep:
     """The step of one fit: the library plus the scratch buffers of the trainer.
 
-    ``NativeStep.create(opt, n_users, batch_size, rule)`` returns None where the kernel does
-    not apply (switched off, unavailable, not a float32 CPU table, a magnitude rule it does not
-    know); ``step(u, i, j)`` updates ``opt`` in place and returns (bpr, adversarial, l2) as
-    batch means (adversarial None without a rule).
+    ``NativeStep.create(opt, n_users, rule_args)`` returns None where the kernel does not apply
+    (switched off, unavailable, not a float32 CPU table, ``rule_args`` None: a magnitude rule it
+    does not know); ``rule_args`` is (rule code, its constant, adversarial weight), (0, 0, 0)
+    for plain BPR. ``step(u, i, j, reg, adversarial)`` updates the :class:`RowAdamW` ``opt`` in
+    place (its state, step count and scale) and returns (bpr, adversarial, l2) as batch means
+    (adversarial None when off).
     """
 
     _POWERS = 2048  # r^k, b1^k, b2^k tabulated for the catch-up of k < 2048 missed steps
