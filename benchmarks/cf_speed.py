@@ -74,7 +74,8 @@ def main():
                      "epoch s (median)": f"{np.median(secs):.3f}",
                      "first epoch s": f"{secs[0]:.3f}", "eval s": f"{t_eval:.3f}",
                      "users": len(vals["ndcg@20"]),
-                     f"Recall@20 after {args.epochs} ep": f"{np.nanmean(vals['recall_all@20']):.4f}"})
+                     f"Recall@20 after {args.epochs} ep":
+                         f"{np.nanmean(vals['recall_all@20']):.4f}"})
         print(rows[-1], flush=True)
     if args.implicit:
         rows_imp = implicit_side_by_side(g, dev, args.implicit)

@@ -7,9 +7,9 @@ trainer's own buffers: it reads each touched row once (weight-decay scale and mo
 of :class:`skadvrec._torch.RowAdamW`, applied in place), computes the BPR, L2 and adversarial
 gradients per triple in closed form, sums them per row and applies the row-sparse AdamW update,
 with the semantics of ``RowAdamW.fetch`` + ``RowAdamW.step`` and of the torch step's gradients
-(float32 arithmetic on the rows, float64 for the scalars and the losses; results differ from the
-torch form by float32 rounding only: the L2 gradient is added once per row as count · 2·reg/B · e,
-divisions by constants are products, sums are taken in another order). It also gives the
+(float32 arithmetic on the rows, float64 for the scalars and the losses; results differ from
+the torch form by float32 rounding only: the L2 gradient is added once per row as
+count · 2·reg/B · e, divisions by constants are products, sums are taken in another order). It also gives the
 negative sampler a faster membership test (:class:`NativeReject`) that draws the same triples.
 
 The source below is compiled at first use with the system C compiler (``$CC``, else ``cc``,
