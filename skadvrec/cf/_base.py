@@ -239,7 +239,9 @@ class _EmbeddingRecommender(IterativeRecommender):
     def _flush(self):
         """Bring the lazy weight decay of the row-sparse optimiser up to date (sparse path)."""
         tr = self._tr
-        if tr.sparse:
+        if tr.native is not None:
+            tr.native.flush()
+        elif tr.sparse:
             tr.row_opt.flush()
 
     def _snapshot(self):

@@ -42,6 +42,7 @@ from .._warnings import warn
 
 __all__ = ["NativeStep", "NativeReject", "load", "enabled"]
 
+_VERSION = 3  # the source's skadvrec_kernel_version(): bumped with its functions' signatures
 _SOURCE = r"""
 #include <math.h>
 #include <stdint.h>
@@ -94,7 +95,70 @@ INLINE float dot(const float *a, const float *b, int64_t d) {
 INLINE double softplus(double x) { return x > 20.0 ? x : log1p(exp(x)); }
 INLINE double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 
-API int skadvrec_kernel_version(void) { return 2; }
+API int skadvrec_kernel_version(void) { return 3; }
+
+/* RowAdamW's fetch of one row: the true value (stored value times the weight-decay scale) and,
+   for a row that missed k steps, the momentum movement dense AdamW gave it in the meantime,
+   lr * m_hat / (sqrt(v_hat) + eps) * r (1 - r^k) / (1 - r) with r = b1 / sqrt(b2), the moments
+   decayed by b1^k and b2^k (0 below 1e-20). */
+typedef struct {
+    float fscale, feps, isbc2, alpha;
+    double rr, b1, b2, tiny1, tiny2;
+    const double *pw;  /* (3, pw_n): r^k, b1^k, b2^k for k < pw_n */
+    int64_t pw_n;
+} Fetch;
+
+INLINE void fetch_setup(Fetch *f, const double *sc, int64_t t, const double *pw, int64_t pw_n) {
+    const double lr = sc[2], b1 = sc[4], b2 = sc[5];
+    const double bc1 = 1.0 - pow(b1, (double)t), bc2 = 1.0 - pow(b2, (double)t);
+    f->fscale = (float)sc[0];
+    f->feps = (float)sc[6];
+    f->isbc2 = (float)(1.0 / sqrt(bc2));
+    f->alpha = (float)(-lr / bc1);
+    f->rr = b1 / sqrt(b2);
+    f->b1 = b1;
+    f->b2 = b2;
+    f->tiny1 = sc[10];
+    f->tiny2 = sc[11];
+    f->pw = pw;
+    f->pw_n = pw_n;
+}
+
+INLINE void fetch_row(const Fetch *f, float *p, int64_t d, int64_t miss) {
+    float *m = p + d, *v = p + 2 * d;
+    const float fscale = f->fscale;
+    if (miss > 0) {
+        const float kf = (float)miss;
+        const int in = miss < f->pw_n;
+        const double rk = in ? f->pw[miss] : pow(f->rr, kf);
+        const float factor = (float)(f->rr * (1.0 - rk) / (1.0 - f->rr));
+        const float af = f->alpha * factor, isbc2 = f->isbc2, feps = f->feps;
+        const float d1 = kf > f->tiny1 ? 0.0f : (float)(in ? f->pw[f->pw_n + miss]
+                                                            : pow(f->b1, kf));
+        const float d2 = kf > f->tiny2 ? 0.0f : (float)(in ? f->pw[2 * f->pw_n + miss]
+                                                            : pow(f->b2, kf));
+        for (int64_t k = 0; k < d; k++) {
+            const float den = sqrtf(v[k]) * isbc2 + feps;
+            p[k] = p[k] * fscale + af * (m[k] / den);
+            m[k] *= d1;
+            v[k] *= d2;
+        }
+    } else {
+        for (int64_t k = 0; k < d; k++) p[k] *= fscale;
+    }
+}
+
+/* RowAdamW.flush: every row fetched (scale and catch-up applied), last[] = t. sc as below. */
+API CLONES void skadvrec_flush(float *state, int64_t *last, int64_t n_rows, int64_t d, int64_t t,
+                               const double *sc, const double *pw, int64_t pw_n) {
+    Fetch f;
+    fetch_setup(&f, sc, t, pw, pw_n);
+    for (int64_t r = 0; r < n_rows; r++) {
+        const int64_t miss = (last != NULL && t > 0) ? t - last[r] : 0;
+        fetch_row(&f, state + r * 3 * d, d, miss);
+        if (last != NULL) last[r] = t;
+    }
+}
 
 /*
  * The entries t of todo (n_todo of them) whose pair (users[t], neg[t]) is a positive of the CSR
@@ -138,7 +202,8 @@ API CLONES int64_t skadvrec_bpr_step(float *state, int64_t *last, int32_t *slot,
                               int64_t *rows, double *out, const double *pw, int64_t pw_n) {
     const double scale = sc[0], new_scale = sc[1], lr = sc[2], keep = sc[3];
     const double b1 = sc[4], b2 = sc[5], eps = sc[6], reg = sc[7], coef_a = sc[8];
-    const double weight = sc[9], tiny1 = sc[10], tiny2 = sc[11];
+    const double weight = sc[9];
+    const float feps = (float)eps;
     const int64_t D3 = 3 * d;
     float *G = work;                    /* (n_unique, d) summed gradients */
     float *coef = G + 3 * B * d;        /* (B) perturbation magnitudes */
@@ -173,36 +238,14 @@ API CLONES int64_t skadvrec_bpr_step(float *state, int64_t *last, int32_t *slot,
     memset(G, 0, sizeof(float) * (size_t)(n * d));
 
     /* fetch: true values (times the scale) and the missed momentum movement, in place */
-    const float fscale = (float)scale, feps = (float)eps;
-    const double bc1 = 1.0 - pow(b1, (double)t), bc2 = 1.0 - pow(b2, (double)t);
-    const float isbc2 = (float)(1.0 / sqrt(bc2));
-    const double rr = b1 / sqrt(b2);
+    Fetch f;
+    fetch_setup(&f, sc, t, pw, pw_n);
     for (int64_t q = 0; q < n; q++) {
-        float *p = state + rows[q] * D3, *m = p + d, *v = p + 2 * d;
         if (q + PF_ROWS < n) {
             prefetch_row(state + rows[q + PF_ROWS] * D3, D3);
             if (last != NULL) PREFETCH(last + rows[q + PF_ROWS]);
         }
-        const int64_t miss = (last != NULL && t > 0) ? t - last[rows[q]] : 0;
-        if (miss > 0) {
-            /* r^k, b1^k, b2^k from the caller's table of powers where k is in it */
-            const float kf = (float)miss;
-            const double rk = miss < pw_n ? pw[miss] : pow(rr, kf);
-            const float factor = (float)(rr * (1.0 - rk) / (1.0 - rr));
-            const float af = (float)(-lr / bc1) * factor;
-            const float d1 = kf > tiny1 ? 0.0f
-                             : (float)(miss < pw_n ? pw[pw_n + miss] : pow(b1, kf));
-            const float d2 = kf > tiny2 ? 0.0f
-                             : (float)(miss < pw_n ? pw[2 * pw_n + miss] : pow(b2, kf));
-            for (int64_t k = 0; k < d; k++) {
-                const float den = sqrtf(v[k]) * isbc2 + feps;
-                p[k] = p[k] * fscale + af * (m[k] / den);
-                m[k] *= d1;
-                v[k] *= d2;
-            }
-        } else {
-            for (int64_t k = 0; k < d; k++) p[k] *= fscale;
-        }
+        fetch_row(&f, state + rows[q] * D3, d, (last != NULL && t > 0) ? t - last[rows[q]] : 0);
     }
 
     /* magnitudes */
@@ -407,7 +450,10 @@ def _load_library(path):
     fn = lib.skadvrec_reject
     fn.restype = i64
     fn.argtypes = [P, P, P, P, P, i64, P]
-    if lib.skadvrec_kernel_version() != 2:  # pragma: no cover - a stale cache entry
+    fn = lib.skadvrec_flush
+    fn.restype = None
+    fn.argtypes = [P, P, i64, i64, i64, P, P, i64]
+    if lib.skadvrec_kernel_version() != _VERSION:  # pragma: no cover - a stale cache entry
         raise RuntimeError("unexpected kernel version")
     return lib
 
@@ -488,19 +534,32 @@ class NativeStep:
             self.work = torch.empty(need, dtype=torch.float32)
             self.rows = torch.empty(3 * B, dtype=torch.int64)
 
+    def _scalars(self, reg=0.0):
+        opt = self.opt
+        vals = [opt._scale, opt._scale * opt._keep, opt.lr, opt._keep, opt.beta1, opt.beta2,
+                opt.eps, float(reg), self.coef_a, self.weight, _tiny(opt.beta1),
+                _tiny(opt.beta2)]
+        ctypes.memmove(self.sc.data_ptr(), (ctypes.c_double * 12)(*vals), 96)
+        return self.sc.data_ptr()
+
+    def flush(self):
+        """``opt.flush()`` in one pass over the table."""
+        opt = self.opt
+        if opt._scale == 1.0 and (opt._last is None or opt.t == 0):
+            return
+        last = opt._last.data_ptr() if opt._last is not None else None
+        self.lib.skadvrec_flush(opt.state.data_ptr(), last, opt.state.shape[0], self.d, opt.t,
+                                self._scalars(), self.powers.data_ptr(), self._POWERS)
+        opt._scale = 1.0
+
     def step(self, u, i, j, reg, adversarial):
         opt = self.opt
         u, i, j = (x.contiguous() for x in (u, i, j))
         B = int(u.numel())
         self._scratch(B)
-        scale = opt._scale
-        new_scale = scale * opt._keep
+        new_scale = opt._scale * opt._keep
         rule = self.rule if adversarial else 0
-        sc = self.sc
-        vals = [scale, new_scale, opt.lr, opt._keep, opt.beta1, opt.beta2, opt.eps, float(reg),
-                self.coef_a, self.weight, _tiny(opt.beta1), _tiny(opt.beta2)]
-        ptr = sc.data_ptr()
-        ctypes.memmove(ptr, (ctypes.c_double * 12)(*vals), 96)
+        ptr = self._scalars(reg)
         last = opt._last.data_ptr() if opt._last is not None else None
         self.lib.skadvrec_bpr_step(
             opt.state.data_ptr(), last, self.slot.data_ptr(), self.n_users, self.d,
