@@ -149,7 +149,8 @@ def test_sparse_batches_match_the_dense_path(monkeypatch, data, cls):
     X = tr.copy()
     X.data = np.random.default_rng(0).integers(1, 4, X.nnz).astype(X.dtype)  # counts, not 0/1
     X = X.tolil()
-    X[7] = 0  # an empty user
+    X[7] = 0  # an empty user, and the last one (trailing empty rows of the CSR)
+    X[X.shape[0] - 1] = 0
     X = X.tocsr()
     X.eliminate_zeros()
     kw = {**TINY, "dropout": 0.0, "max_iter": 3, "dtype": "float64"}

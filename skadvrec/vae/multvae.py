@@ -82,10 +82,10 @@ class _CSRRows:
             X = X.copy()
             X.sum_duplicates()
         data = np.asarray(X.data, dtype=np.float64)
-        norms = np.sqrt(np.add.reduceat(data * data, X.indptr[:-1])
-                        if X.nnz else np.zeros(X.shape[0]))
-        norms[np.diff(X.indptr) == 0] = 1.0  # reduceat's value for empty rows is meaningless
-        per_nz = np.repeat(np.maximum(norms, 1e-12), np.diff(X.indptr))
+        counts = np.diff(X.indptr)
+        row_of = np.repeat(np.arange(X.shape[0]), counts)
+        norms = np.sqrt(np.bincount(row_of, weights=data * data, minlength=X.shape[0]))
+        per_nz = np.maximum(norms, 1e-12)[row_of]  # F.normalize's eps
         self.indptr = torch.from_numpy(X.indptr.astype(np.int64)).to(device)
         self.indices = torch.from_numpy(X.indices.astype(np.int64)).to(device)
         self.values = torch.from_numpy(data).to(device=device, dtype=dtype)
