@@ -113,7 +113,8 @@ def _runnable_threads_of_others():
     The numerator of /proc/loadavg's fourth field is the instantaneous count of runnable
     threads; this process's own runnable threads (``/proc/self/task/*/stat``, state R: e.g.
     BLAS workers still spinning after a previous call) are subtracted. Median of 5 samples
-    1 ms apart (a shell command starting at that instant is not a busy core).
+    1 ms apart (a shell command starting at that instant is not a busy core). In a container the
+    count is the host's, so a busy host can lower the cap below what the container could use.
     """
     import glob
     import time
