@@ -115,6 +115,38 @@ def test_propagation_gradient():
     assert torch.autograd.gradcheck(lambda a, b: propagate(graph, a, b, 3), (U, V))
 
 
+def test_propagation_embedding_bag_equals_torch_sparse_mm():
+    """The embedding_bag products (forward and backward) equal torch.sparse.mm's (issue 14)."""
+    rng = np.random.default_rng(1)
+    X = sp.random(40, 25, density=0.15, format="csr", random_state=rng)
+    X.data[:] = 1.0
+    X = X.tolil()
+    X[5, :] = 0  # an empty user and an empty item
+    X[:, 7] = 0
+    X = X.tocsr()
+    X.eliminate_zeros()
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+        graph = normalized_graph(X, "cpu", dtype)
+        R = graph.R.to_sparse_coo()
+        Rt = graph.Rt.to_sparse_coo()
+        U0 = torch.randn(40, 8, dtype=dtype)
+        V0 = torch.randn(25, 8, dtype=dtype)
+        U, V = U0.clone().requires_grad_(), V0.clone().requires_grad_()
+        Uf, Vf = propagate(graph, U, V, 3)
+        (Uf.square().sum() + (Vf * torch.arange(8, dtype=dtype)).sum()).backward()
+        # the reference: torch.sparse.mm with autograd through the sparse products
+        Ur, Vr = U0.clone().requires_grad_(), V0.clone().requires_grad_()
+        su, sv, eu, ev = Ur, Vr, Ur, Vr
+        for _ in range(3):
+            eu, ev = torch.sparse.mm(R, ev), torch.sparse.mm(Rt, eu)
+            su, sv = su + eu, sv + ev
+        Ufr, Vfr = su / 4, sv / 4
+        (Ufr.square().sum() + (Vfr * torch.arange(8, dtype=dtype)).sum()).backward()
+        for a, b in ((Uf, Ufr), (Vf, Vfr), (U.grad, Ur.grad), (V.grad, Vr.grad)):
+            torch.testing.assert_close(a, b, atol=tol, rtol=tol)
+        assert float(Uf[5].sub(U0[5] / 4).abs().max()) == 0.0  # the empty user keeps its ego/4
+
+
 # -- equivalences that pin the shared mechanism -------------------------------------------------
 def test_lightgcn_with_no_layer_is_bprmf(table):
     tr, _ = table

@@ -239,3 +239,75 @@ def test_cpu_inverse_through_lapack(dtype, tol):
             np.testing.assert_allclose(P.double().numpy(), ref, rtol=tol, atol=tol * ref.max())
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("np_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dense_degree", [0, 10, 10**9])
+def test_gram_by_blocks_sparse_and_dense_users(np_dtype, dense_degree):
+    """The Gram by blocks (scipy's sparse product for light users, BLAS syrk on dense chunks
+    of heavy ones, bounded temporaries) equals XᵀX, whole or as its upper triangle."""
+    from skadvrec.linear.ease import _gram_blocks
+
+    X = make_interactions(n_users=300, n_items=70, density=0.2, random_state=1).X
+    X = sp.csr_matrix(X.multiply(np.linspace(0.5, 2.0, 300)[:, None]))  # not just 0/1
+    ref = (X.T @ X).toarray().astype(np.float64)
+    tol = 1e-5 if np_dtype == np.float32 else 1e-12
+    for upper in (False, True):
+        for block in (1 << 24, 500):  # one block, or many (7 item rows / 7 users a block)
+            G = _gram_blocks(X, np_dtype, upper=upper, threads=2, dense_degree=dense_degree,
+                             block_entries=block)
+            assert G.dtype == np_dtype and G.flags.c_contiguous
+            got, want = (np.triu(G), np.triu(ref)) if upper else (G, ref)
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol * ref.max())
+
+
+def test_finish_in_place_is_ease_b_across_blocks():
+    from skadvrec.linear.ease import _finish_in_place
+
+    rng = np.random.default_rng(0)
+    A = rng.random((50, 37))
+    P = np.linalg.inv(A.T @ A + np.eye(37))
+    U = np.triu(P) + np.tril(rng.random((37, 37)), -1)  # the stale lower triangle
+    want = -P / np.diag(P)[None, :]
+    np.fill_diagonal(want, 0.0)
+    for step in (5, 37, 256):
+        got = _finish_in_place(U.copy(), ease=True, step=step)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(_finish_in_place(U.copy(), ease=False, step=step),
+                                      np.triu(P) + np.triu(P, 1).T)
+
+
+def test_blas_threads_cap(monkeypatch):
+    """The solve's BLAS threads: never more than torch's, 1 for small solves, capped to the
+    CPUs not busy with other processes' runnable threads."""
+    import skadvrec.linear.ease as ease_mod
+
+    monkeypatch.setattr(ease_mod.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(ease_mod, "_runnable_threads_of_others", lambda: 3)
+    assert ease_mod._blas_threads(5000, 4) == 1
+    monkeypatch.setattr(ease_mod, "_runnable_threads_of_others", lambda: 1)
+    assert ease_mod._blas_threads(5000, 4) == 3
+    assert ease_mod._blas_threads(5000, 2) == 2
+    assert ease_mod._blas_threads(100, 4) == 1  # small solve
+    assert ease_mod._blas_threads(5000, 1) == 1
+    monkeypatch.setattr(ease_mod, "_runnable_threads_of_others", lambda: None)  # not Linux
+    assert ease_mod._blas_threads(5000, 3) == 3
+    monkeypatch.undo()
+    others = ease_mod._runnable_threads_of_others()  # the real reading, where there is one
+    assert others is None or others >= 0
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_float32_float64_agree_on_1_and_2_blas_threads(monkeypatch, threads):
+    """The whole CPU path (blocks, heavy users through syrk, potrf / potri, the fused finish),
+    forced to 1 or 2 BLAS threads, agrees with numpy in both precisions."""
+    import skadvrec.linear.ease as ease_mod
+
+    monkeypatch.setattr(ease_mod, "_blas_threads", lambda n, requested=None: threads)
+    X = make_interactions(n_users=500, n_items=300, density=0.1, random_state=2).X
+    ref = _numpy_ease(X, 20.0)
+    b64 = ease_closed_form(X, 20.0, device="cpu", dtype=torch.float64).numpy()
+    b32 = ease_closed_form(X, 20.0, device="cpu", dtype=torch.float32).numpy()
+    np.testing.assert_allclose(b64, ref, atol=1e-10)
+    np.testing.assert_allclose(b32, ref, atol=1e-4)
+    assert np.all(np.diag(b32) == 0) and np.all(np.diag(b64) == 0)

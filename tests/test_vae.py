@@ -133,11 +133,65 @@ def test_beta_annealing_is_recorded():
 
 
 def test_batch_densified_path_matches_dense_path(monkeypatch):
+    monkeypatch.setattr(MultVAE, "_sparse_input", False)  # the dense reference's two sources
     X = make_interactions(n_users=300, n_items=40, random_state=0).X
     dense = MultVAE(**TINY).fit(X)
     monkeypatch.setattr(MultVAE, "_dense_limit_bytes", 0)  # force per-batch dense_rows
     batched = MultVAE(**TINY).fit(X)
     np.testing.assert_allclose(batched.predict(X), dense.predict(X), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [MultVAE, AdvXMultVAE])
+def test_sparse_batches_match_the_dense_path(monkeypatch, data, cls):
+    """Training on CSR batches (embedding_bag first layer, likelihood on the non-zeros) gives
+    the model the densified batches give (no dropout: the two draw their masks differently)."""
+    tr, te, S_tr, _ = data
+    X = tr.copy()
+    X.data = np.random.default_rng(0).integers(1, 4, X.nnz).astype(X.dtype)  # counts, not 0/1
+    X = X.tolil()
+    X[7] = 0  # an empty user, and the last one (trailing empty rows of the CSR)
+    X[X.shape[0] - 1] = 0
+    X = X.tocsr()
+    X.eliminate_zeros()
+    kw = {**TINY, "dropout": 0.0, "max_iter": 3, "dtype": "float64"}
+    fit = dict(sensitive_features=S_tr) if cls is AdvXMultVAE else {}
+    if cls is AdvXMultVAE:
+        kw.update(attributes=["group"])
+    sparse = cls(**kw).fit(X, **fit)
+    monkeypatch.setattr(cls, "_sparse_input", False)
+    dense = cls(**kw).fit(X, **fit)
+    for a, b in zip(sparse.history_, dense.history_):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-9)
+    np.testing.assert_allclose(sparse.predict(te), dense.predict(te), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(sparse.transform(te), dense.transform(te), rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_csr_encoder_with_dropout_equals_the_dense_encoder(data, dtype):
+    """With the same dropout mask on the non-zeros, the CSR encoder is the dense one."""
+    from skadvrec.vae.multvae import _VAE, _CSRRows
+
+    X = data[0][:60].copy()
+    X.data = np.random.default_rng(1).random(X.nnz) + 0.5
+    gen = torch.Generator().manual_seed(0)
+    vae = _VAE(X.shape[1], (16,), 4, 0.5, gen, torch.device("cpu"), dtype)
+    idx = torch.tensor([5, 0, 59, 5, 17])
+    batch = _CSRRows(X, torch.device("cpu"), dtype)(idx)
+    row, col = batch[0], batch[1]
+    keep = torch.rand(col.shape, generator=gen) >= 0.5
+    mu, logvar = vae.encode_csr(batch, generator=gen, keep=keep)
+    # the dense input with the same mask: ones at the zeros (they stay zero either way)
+    xb = dense_rows(X, idx.numpy(), "cpu", dtype)
+    mask = torch.ones_like(xb)
+    mask[row, col] = keep.to(dtype)
+    h = torch.nn.functional.normalize(xb, dim=1) * mask * 2.0
+    mu_d, logvar_d = vae._encode_from(torch.addmm(vae.enc_b[0], h, vae.enc_w[0]))
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(mu, mu_d, atol=tol, rtol=tol)
+    torch.testing.assert_close(logvar, logvar_d, atol=tol, rtol=tol)
+    # and without dropout (evaluation), against the public dense encoder
+    mu0, _ = vae.encode_csr(batch)
+    torch.testing.assert_close(mu0, vae.encode(xb)[0], atol=tol, rtol=tol)
 
 
 def test_zero_lambda_leaves_the_autoencoder_of_multvae(data, vae):

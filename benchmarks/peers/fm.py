@@ -99,12 +99,16 @@ def _recbole(folder, seed):
     return trainer, train_data, users.astype(np.int64), items.astype(np.int64)
 
 
-def run(threads: int = 1, rounds: int = 7, seed: int = 0) -> list[dict]:
+def run(threads: int = 1, rounds: int = 7, seed: int = 0, repeat: int | None = None) -> list[dict]:
     """Median epoch seconds of RecBole's FM and ours (FM and AAFM) at ``threads`` threads.
+
+    ``repeat`` (run.py's plug-in call, ``run(threads=, repeat=)``) sets the number of rounds.
 
     Returns rows ``{figure, peer, peer_s, ours_s, ratio}`` (``ratio = peer_s / ours_s``: how
     many times faster ours is).
     """
+    if repeat is not None:
+        rounds = int(repeat)
     apply()  # RecBole's shims, documented in _shims.py
     torch.set_num_threads(threads)
     from skadvrec.datasets import load_movielens_features

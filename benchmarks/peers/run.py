@@ -23,12 +23,14 @@ ratio = peer time / our time (above 1: we are faster):
   (dicts with keys figure, peer, peer_s, ours_s), e.g. the FM comparison.
 
     SKADVREC_DATA=../shared/data python benchmarks/peers/run.py [--threads 1 2] [--repeat 2]
+        [--only ease multvae bpr eval lightgcn fm]
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pathlib
 import sys
 import time
@@ -140,12 +142,33 @@ def recbole_eval(model, train, test, k=20, bs=2048):
     return float(np.concatenate(out_r).mean()), float(np.concatenate(out_n).mean())
 
 
-def figures(threads, repeat, g, X1m, n_lgcn):
+FIGURES = ("ease", "multvae", "bpr", "eval", "lightgcn")
+
+
+def figures(threads, repeat, g, X1m, n_lgcn, only=FIGURES):
+    """The rows of the figures named in ``only`` (a subset of FIGURES)."""
+    rows = []
+    if "ease" in only:
+        rows += _ease_rows(repeat, X1m)
+    if "multvae" in only:
+        rows += _multvae_rows(repeat, X1m)
+    if "bpr" in only or "eval" in only or "lightgcn" in only:
+        # BPR-MF's triples feed RecBole's BPR and LightGCN; its fitted model, the evaluation
+        rows += _bpr_eval_lightgcn_rows(threads, repeat, g, n_lgcn, only)
+    return rows
+
+
+def _ease_rows(repeat, X1m):
     rows = []
     # EASE, ML-1M
     to, tp = alternate(lambda: EASE(l2=500.0, device="cpu").fit(X1m),
                        lambda: rb.model("EASE", X1m, reg_weight=500.0), repeat)
     rows.append(dict(figure="EASE fit, ML-1M, λ 500", peer="RecBole", peer_s=tp, ours_s=to))
+    return rows
+
+
+def _multvae_rows(repeat, X1m):
+    rows = []
     # MultVAE epoch, ML-1M, 500 users a batch
     def ours_vae():
         m = MultVAE(max_iter=2, batch_size=500, device="cpu", random_state=0).fit(X1m)
@@ -162,6 +185,11 @@ def figures(threads, repeat, g, X1m, n_lgcn):
                                   1))
     rows.append(dict(figure=f"MultVAE epoch, ML-1M, {len(vb)} × 500 users", peer="RecBole",
                      peer_s=t_peer, ours_s=t_ours))
+    return rows
+
+
+def _bpr_eval_lightgcn_rows(threads, repeat, g, n_lgcn, only):
+    rows = []
     # BPR-MF epoch, Gowalla
     train = g.train
     bpr_models = {}
@@ -180,19 +208,31 @@ def figures(threads, repeat, g, X1m, n_lgcn):
     def implicit_bpr():
         BayesianPersonalizedRanking(factors=64, iterations=1, num_threads=threads,
                                     random_state=0).fit(train, show_progress=False)
-    t_ours, t_rb, t_imp = np.inf, np.inf, np.inf
-    for _ in range(repeat):
-        ours_bpr()
-        t_ours = min(t_ours, ours_bpr.t)
-        t_rb = min(t_rb, best(lambda: adam_steps(rbpr, batches,
-                                                 lambda m, b: m.calculate_loss(b)), 1))
-        t_imp = min(t_imp, best(implicit_bpr, 1))
-    rows.append(dict(figure="BPR-MF epoch, Gowalla, dim 64, batch 2048", peer="RecBole",
-                     peer_s=t_rb, ours_s=t_ours))
-    rows.append(dict(figure="BPR-MF epoch, Gowalla, dim 64, batch 2048", peer="implicit",
-                     peer_s=t_imp, ours_s=t_ours))
+    if "bpr" in only:
+        t_ours, t_rb, t_imp = np.inf, np.inf, np.inf
+        for _ in range(repeat):
+            ours_bpr()
+            t_ours = min(t_ours, ours_bpr.t)
+            t_rb = min(t_rb, best(lambda: adam_steps(rbpr, batches,
+                                                     lambda m, b: m.calculate_loss(b)), 1))
+            t_imp = min(t_imp, best(implicit_bpr, 1))
+        rows.append(dict(figure="BPR-MF epoch, Gowalla, dim 64, batch 2048", peer="RecBole",
+                         peer_s=t_rb, ours_s=t_ours))
+        rows.append(dict(figure="BPR-MF epoch, Gowalla, dim 64, batch 2048", peer="implicit",
+                         peer_s=t_imp, ours_s=t_ours))
+    elif "eval" in only:
+        ours_bpr()  # the fitted model the evaluation scores
+    if "eval" in only:
+        rows += _eval_rows(repeat, g, bpr_models["ours"], rbpr)
+    if "lightgcn" in only:
+        rows += _lightgcn_rows(repeat, g, n_lgcn, batches)
+    return rows
+
+
+def _eval_rows(repeat, g, m, rbpr):
+    rows = []
+    train = g.train
     # full-ranking evaluation, Gowalla
-    m = bpr_models["ours"]
     metrics = ["recall_all@20", "ndcg@20"]
     U = m.user_embeddings_
     V = m.item_embeddings_
@@ -213,6 +253,12 @@ def figures(threads, repeat, g, X1m, n_lgcn):
                      peer_s=tb, ours_s=to))
     rows.append(dict(figure=f"full-ranking eval, {n_test} users", peer="RecBole",
                      peer_s=tr_, ours_s=to))
+    return rows
+
+
+def _lightgcn_rows(repeat, g, n_lgcn, batches):
+    rows = []
+    train = g.train
     # LightGCN steps, Gowalla
     _ShortLightGCN.n_steps = n_lgcn
 
@@ -277,7 +323,23 @@ def main():
                    help="synthetic data instead of Gowalla / ML-1M (seconds; checks the script)")
     p.add_argument("--plugins", nargs="*", default=None,
                    help="plug-in modules to run (default: every one found; none: --plugins)")
+    p.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                   help=f"run only these figures ({', '.join(FIGURES)}) and plug-ins (e.g. fm); "
+                        "default: all")
     args = p.parse_args()
+    plugins = sorted(q.stem for q in HERE.glob("*.py")
+                     if q.stem not in CORE and not q.stem.startswith("_"))
+    if args.only is not None:
+        unknown = set(args.only) - set(FIGURES) - set(plugins)
+        if unknown:
+            p.error(f"--only: unknown {sorted(unknown)}; choose from {list(FIGURES) + plugins}")
+        only = tuple(n for n in FIGURES if n in args.only)
+        chosen = [n for n in plugins if n in args.only]
+        if args.plugins is not None:
+            chosen = [n for n in chosen if n in args.plugins]
+        args.plugins = chosen
+    else:
+        only = FIGURES
     import implicit
     import recbole
 
@@ -287,16 +349,19 @@ def main():
     if args.smoke:
         g, X1m = _smoke_data()
     else:
-        g = load_lightgcn_split("gowalla")
-        X1m = ml1m_matrix()
+        g = (load_lightgcn_split("gowalla") if {"bpr", "eval", "lightgcn"} & set(only)
+             else None)
+        X1m = ml1m_matrix() if {"ease", "multvae"} & set(only) else None
     table = []
     for t in args.threads:
         torch.set_num_threads(t)
         with threadpool_limits(limits=t):
             print(f"-- {t} thread(s)", flush=True)
-            rows = figures(t, args.repeat, g, X1m, args.lightgcn_steps)
+            print(f"   load average {os.getloadavg()}", flush=True)
+            rows = figures(t, args.repeat, g, X1m, args.lightgcn_steps, only)
             if args.plugins is None or args.plugins:
                 rows += plugin_rows(t, args.repeat, args.plugins)
+        print(f"   load average {os.getloadavg()}", flush=True)
         for r in rows:
             table.append({"figure": r["figure"], "threads": t, "peer": r["peer"],
                           "peer s": f"{r['peer_s']:.3f}", "ours s": f"{r['ours_s']:.3f}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,19 +24,66 @@ def ease_memory_bytes(n_items, dtype=torch.float32):
     return 3 * int(n_items) ** 2 * itemsize
 
 
+def _gram_blocks(X, np_dtype, *, upper=False, threads=1, dense_degree=None,
+                 block_entries=1 << 24):
+    """Xᵀ X as a dense C-ordered numpy array; no dense copy of X, bounded temporaries.
+
+    Users with more than ``dense_degree`` interactions (default ``max(64, n_items // 16)``) go
+    through BLAS ``syrk`` on dense chunks of their rows (their sparse product costs deg² each,
+    the dense one n_items² at BLAS speed; the cut is where the two met on ML-1M); the others
+    through scipy's sparse product, by blocks of item rows ``Xᵀ[a:b] @ X``. Every temporary (a
+    sparse block, its dense copy, a dense chunk of heavy users) stays below ``block_entries``
+    entries. With ``upper`` only the upper triangle (and the diagonal) is guaranteed (what
+    LAPACK's potrf reads); otherwise the result is mirrored to be symmetric. ``threads``: BLAS
+    threads for the syrk part (the sparse part is single-threaded).
+    """
+    from scipy.linalg import blas
+    from threadpoolctl import threadpool_limits
+
+    X = sp.csr_matrix(X, dtype=np_dtype)
+    n = X.shape[1]
+    deg = np.diff(X.indptr)
+    cut = max(64, n // 16) if dense_degree is None else dense_degree
+    heavy = deg > cut
+    G = np.zeros((n, n), dtype=np_dtype)
+    light = X[~heavy] if heavy.any() else X
+    if light.nnz:
+        Xt = light.T.tocsr()  # items x users
+        step = max(1, block_entries // max(1, n))
+        for a in range(0, n, step):
+            b = min(a + step, n)
+            G[a:b] = (Xt[a:b] @ light).toarray()
+    if heavy.any():
+        syrk = blas.dsyrk if np_dtype == np.float64 else blas.ssyrk
+        H = X[heavy]
+        step = max(1, block_entries // max(1, n))
+        with threadpool_limits(limits=threads, user_api="blas"):
+            for a in range(0, H.shape[0], step):
+                D = H[a:a + step].toarray()
+                # G.T is G's memory in Fortran order; lower=1 there = the upper triangle of G.
+                # D.T (n x m, Fortran) times its transpose: Σ over the chunk's users of x xᵀ
+                out = syrk(1.0, D.T, beta=1.0, c=G.T, trans=0, lower=1, overwrite_c=1)
+                if not np.shares_memory(out, G):  # (f2py copies only on a layout mismatch)
+                    G[...] = out.T
+    if not upper:
+        _finish_in_place(G, ease=False)
+    return G
+
+
 def _gram(X, row_weights, device, dtype, *, method=None):
     """Xᵀ diag(w) X as a dense (n_items, n_items) tensor on ``device``.
 
-    ``method`` "scipy" (the CPU default) forms it with scipy's sparse product; "torch" (the
-    CUDA default) multiplies the sparse Xᵀ by dense column blocks of X on the device.
+    ``method`` "scipy" (the CPU default) forms it with scipy's sparse product by blocks of rows
+    (:func:`_gram_blocks`); "torch" (the CUDA default) multiplies the sparse Xᵀ by dense column
+    blocks of X on the device.
     """
     n_items = X.shape[1]
     if row_weights is not None:
         X = sp.diags(np.sqrt(row_weights)) @ X
     method = method or ("scipy" if device.type == "cpu" else "torch")
     if method == "scipy":
-        Xd = X.astype(np.float64 if dtype == torch.float64 else np.float32)
-        return torch.from_numpy((Xd.T @ Xd).toarray())
+        return torch.from_numpy(_gram_blocks(X, np.float64 if dtype == torch.float64
+                                             else np.float32))
     # sparse Xᵀ times dense column blocks of X, formed on the device
     Xt_t = csr_to_torch(X.T.tocsr(), device, dtype)
     G = torch.empty((n_items, n_items), dtype=dtype, device=device)
@@ -54,29 +102,74 @@ def _not_pd(l2, dtype, column):
         f"{int(column)}); increase l2 (now {l2}) or use dtype='float64'.")
 
 
-def _spd_inverse(G, l2, dtype):
-    """(G)⁻¹ of a symmetric positive definite matrix, through its Cholesky factor; G is consumed.
+# below this many items the CPU solve (potrf + potri, ~n³ flops) takes well under 0.1 s on one
+# core and a second BLAS thread does not pay for its synchronisation
+_SMALL_SOLVE = 1500
 
-    On the CPU: LAPACK's potrf + potri through scipy (OpenBLAS), in G's precision, on as many
-    threads as torch uses (``torch.get_num_threads()``, applied with threadpoolctl).
-    ``torch.cholesky_inverse`` on the CPU *slowed down* from 1 to 2 threads on a loaded 2-core
-    machine (0.23 s -> 4.4 s on ML-1M's 3,706 items, issue 14); scipy's potri does not (see
-    BENCHMARKS.md, "Speed (issue 14)"). On CUDA: ``torch.linalg.cholesky_ex`` +
-    ``torch.cholesky_inverse``.
+
+def _runnable_threads_of_others():
+    """Threads runnable right now on the machine, other than this process's (Linux), or None.
+
+    The numerator of /proc/loadavg's fourth field is the instantaneous count of runnable
+    threads; this process's own runnable threads (``/proc/self/task/*/stat``, state R: e.g.
+    BLAS workers still spinning after a previous call) are subtracted. Median of 5 samples
+    1 ms apart (a shell command starting at that instant is not a busy core). In a container the
+    count is the host's, so a busy host can lower the cap below what the container could use.
     """
-    if G.device.type != "cpu":
-        L, info = torch.linalg.cholesky_ex(G)
-        del G
-        if int(info) != 0:
-            raise _not_pd(l2, dtype, info)
-        return torch.cholesky_inverse(L)
+    import glob
+    import time
+
+    try:
+        counts = []
+        for _ in range(5):
+            with open("/proc/loadavg") as f:
+                total = int(f.read().split()[3].split("/")[0])
+            own = 0
+            for path in glob.glob("/proc/self/task/*/stat"):
+                try:
+                    with open(path) as f:
+                        own += f.read().rsplit(")", 1)[1].split()[0] == "R"
+                except OSError:
+                    pass
+            counts.append(max(0, total - own))
+            time.sleep(0.001)
+        return sorted(counts)[2]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _blas_threads(n_items, requested=None):
+    """BLAS threads for the CPU solve: ``torch.get_num_threads()``, capped to the idle CPUs.
+
+    OpenBLAS's potrf / potri split each block operation across its threads and wait for all of
+    them; when another job holds a core, a descheduled thread stalls the others, and the solve
+    on 2 threads took several times its 1-thread time on a loaded 2-core machine (issue 14).
+    So: one thread below ``_SMALL_SOLVE`` items; otherwise at most as many threads as CPUs
+    (of this process's affinity) not busy with another process's runnable threads at the start
+    of the solve (Linux; elsewhere the requested count). The cap never raises the count.
+    """
+    requested = torch.get_num_threads() if requested is None else int(requested)
+    if requested <= 1 or n_items < _SMALL_SOLVE:
+        return 1
+    others = _runnable_threads_of_others()
+    if others is None:
+        return requested
+    try:
+        n_cpu = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n_cpu = os.cpu_count() or 1
+    return max(1, min(requested, n_cpu - others))
+
+
+def _potrf_potri(A, l2, dtype, threads):
+    """In place on the C-ordered symmetric numpy array ``A`` (only its upper triangle is read):
+    the upper triangle of A⁻¹, as a C-ordered array (the lower triangle is left stale)."""
     from scipy.linalg import lapack
     from threadpoolctl import threadpool_limits
 
-    A = G.numpy()  # (shares G's memory) row-major symmetric: its transpose is itself
     potrf, potri = ((lapack.dpotrf, lapack.dpotri) if A.dtype == np.float64
                     else (lapack.spotrf, lapack.spotri))
-    with threadpool_limits(limits=torch.get_num_threads(), user_api="blas"):
+    with threadpool_limits(limits=threads, user_api="blas"):
         # A row-major is the Fortran-order transpose; lower=True on A.T = upper on A, in place
         c, info = potrf(A.T, lower=True, clean=False, overwrite_a=True)
         if info != 0:
@@ -84,17 +177,63 @@ def _spd_inverse(G, l2, dtype):
         inv, info = potri(c, lower=True, overwrite_c=True)
         if info != 0:
             raise _not_pd(l2, dtype, info)
-    # potri fills one triangle: the lower one of the Fortran array = the upper one of inv.T.
-    # Mirror it in place, by blocks of rows (no second n x n matrix).
-    P = torch.from_numpy(np.ascontiguousarray(inv.T))
-    n, step = P.shape[0], 1024
-    for a in range(0, n, step):
+    # potri fills one triangle: the lower one of the Fortran array = the upper one of inv.T
+    return np.ascontiguousarray(inv.T)
+
+
+def _finish_in_place(P, *, ease=True, step=256):
+    """Mirror the upper triangle of the C-ordered ``P`` into the lower one and, with ``ease``,
+    divide column j by −P_jj and zero the diagonal (EASE's B), in one pass, in place.
+
+    Blocks of rows are processed from the bottom up: block a:b reads the upper triangle of
+    the rows above it (not yet modified) for its lower part, then scales its own rows. numpy,
+    single-threaded: nothing here starts a thread pool (torch's OpenMP threads spinning beside
+    BLAS's were a suspect of the 2-thread slowdown, issue 14).
+    """
+    n = P.shape[0]
+    neg_d = -P.diagonal().copy() if ease else None
+    starts = list(range(0, n, step))
+    for a in reversed(starts):
         b = min(a + step, n)
         blk = P[a:b, a:b]
-        blk.copy_(torch.triu(blk) + torch.triu(blk, diagonal=1).T)
+        lo = np.tril_indices(b - a, -1)
+        blk[lo] = blk.T[lo]
         if a:
             P[a:b, :a] = P[:a, a:b].T
+        if ease:
+            np.divide(P[a:b], neg_d[None, :], out=P[a:b])
+            np.fill_diagonal(blk, 0.0)
     return P
+
+
+def _spd_inverse(G, l2, dtype):
+    """(G)⁻¹ of a symmetric positive definite matrix, through its Cholesky factor; G is consumed.
+
+    On the CPU: LAPACK's potrf + potri through scipy (OpenBLAS), in G's precision, on
+    :func:`_blas_threads` threads, then mirrored in place (numpy, by blocks of rows).
+    ``torch.cholesky_inverse`` on the CPU *slowed down* from 1 to 2 threads on a loaded 2-core
+    machine (0.23 s -> 4.4 s on ML-1M's 3,706 items, issue 14). On CUDA:
+    ``torch.linalg.cholesky_ex`` + ``torch.cholesky_inverse``.
+    """
+    if G.device.type != "cpu":
+        L, info = torch.linalg.cholesky_ex(G)
+        del G
+        if int(info) != 0:
+            raise _not_pd(l2, dtype, info)
+        return torch.cholesky_inverse(L)
+    A = G.numpy()  # shares G's memory
+    P = _potrf_potri(A, l2, dtype, _blas_threads(A.shape[0]))
+    return torch.from_numpy(_finish_in_place(P, ease=False))
+
+
+def _ease_cpu(X, l2, row_weights, dtype):
+    """The EASE matrix on the CPU, with one n × n array throughout (see ease_closed_form)."""
+    if row_weights is not None:
+        X = sp.diags(np.sqrt(row_weights)) @ X
+    A = _gram_blocks(X, np.float64 if dtype == torch.float64 else np.float32, upper=True)
+    A[np.diag_indices_from(A)] += float(l2)
+    P = _potrf_potri(A, l2, dtype, _blas_threads(A.shape[0]))
+    return torch.from_numpy(_finish_in_place(P, ease=True))
 
 
 def ease_closed_form(X, l2, *, row_weights=None, device="cpu", dtype=torch.float32):
@@ -121,6 +260,11 @@ def ease_closed_form(X, l2, *, row_weights=None, device="cpu", dtype=torch.float
         f"EASE on {n_items} items (three {n_items}x{n_items} {str(dtype)[6:]} matrices)",
         "Filter rare items (e.g. keep items with >= 5 interactions), use dtype='float32', or a "
         "device with more memory.", free=device_free_bytes(device))
+    if device.type == "cpu":
+        # Gram by blocks of rows (upper triangle), LAPACK potrf + potri on _blas_threads()
+        # threads, then mirror / scale / zero diagonal fused in one numpy pass: one n × n array,
+        # and no torch (OpenMP) thread pool next to the BLAS one
+        return _ease_cpu(X, l2, row_weights, dtype)
     G = _gram(X, row_weights, device, dtype).to(device)
     G.diagonal().add_(float(l2))
     P = _spd_inverse(G, l2, dtype)
@@ -134,8 +278,14 @@ class EASE(BaseRecommender):
     """Embarrassingly Shallow Autoencoder (Steck, WWW 2019).
 
     An item-item linear model ``scores = X @ B`` with ``diag(B) = 0`` and the closed form
-    ``B = I − P·diag(1/diag P)``, ``P = (XᵀX + l2·I)⁻¹``. It is computed in torch on the chosen
-    device (dense Gram, Cholesky, Cholesky inverse). Memory is three n_items × n_items matrices;
+    ``B = I − P·diag(1/diag P)``, ``P = (XᵀX + l2·I)⁻¹``. On CUDA it is computed in torch
+    (dense Gram, Cholesky, Cholesky inverse). On the CPU: the Gram by blocks (scipy's sparse
+    product; BLAS ``syrk`` for the heaviest users), LAPACK ``potrf`` + ``potri`` in place, and
+    the mirror / scale / zero-diagonal steps fused in one numpy pass, so one n_items × n_items
+    array is held; the solve uses ``torch.get_num_threads()`` BLAS threads capped to the CPUs
+    that other processes leave idle at that moment (one thread below 1,500 items), because
+    OpenBLAS's factorisation slows down many-fold when one of its threads shares a core (see
+    BENCHMARKS.md, "Speed (issue 14)"). Memory is budgeted as three n_items × n_items matrices;
     the estimate is checked against the device's free memory before allocating.
 
     Parameters

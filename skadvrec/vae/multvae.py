@@ -14,6 +14,14 @@ hide the attributes while the adversaries learn to recover them.
 Both train in the package's one loop (:class:`~skadvrec.base.IterativeRecommender`): this module
 supplies the hooks that build the autoencoder (and the adversaries), make one update on a batch of
 training users and snapshot / restore the weights for early stopping.
+
+Training never densifies a batch (issue 14): the batch's rows are gathered from the training CSR
+on the device, the first encoder layer is ``embedding_bag`` over them (mode "sum", the
+L2-normalised and dropped-out values as per-sample weights: x̂·W₀ without the zeros), and the
+multinomial log-likelihood reads the log-softmax at the non-zeros only. Dropout draws one mask
+value per non-zero (the zeros it would mask are zero either way). The dense path stays as the
+private reference (``model._sparse_input = False``); the tests check that both give the same
+model.
 """
 
 from __future__ import annotations
@@ -61,6 +69,44 @@ def _dropout(h, p, generator):
     return h * keep * (1.0 / (1.0 - p))
 
 
+class _CSRRows:
+    """The training matrix's CSR on the device, and batches of its rows without densifying.
+
+    ``weights`` are the values L2-normalised per row (the encoder's input), ``values`` the raw
+    ones (the multinomial likelihood's counts).
+    """
+
+    def __init__(self, X, device, dtype):
+        X = X.tocsr()
+        if not X.has_canonical_format:
+            X = X.copy()
+            X.sum_duplicates()
+        data = np.asarray(X.data, dtype=np.float64)
+        counts = np.diff(X.indptr)
+        row_of = np.repeat(np.arange(X.shape[0]), counts)
+        norms = np.sqrt(np.bincount(row_of, weights=data * data, minlength=X.shape[0]))
+        per_nz = np.maximum(norms, 1e-12)[row_of]  # F.normalize's eps
+        self.indptr = torch.from_numpy(X.indptr.astype(np.int64)).to(device)
+        self.indices = torch.from_numpy(X.indices.astype(np.int64)).to(device)
+        self.values = torch.from_numpy(data).to(device=device, dtype=dtype)
+        self.weights = torch.from_numpy(data / per_nz).to(device=device, dtype=dtype)
+        self.device = device
+
+    def __call__(self, idx):
+        """(row, col, value, weight, offsets) of the rows ``idx`` (a tensor on the device):
+        ``row`` is the position in the batch, ``offsets`` the batch's row pointer."""
+        idx = idx.to(self.device)
+        start = self.indptr[idx]
+        count = self.indptr[idx + 1] - start
+        offsets = torch.zeros(len(idx) + 1, dtype=torch.int64, device=self.device)
+        torch.cumsum(count, 0, out=offsets[1:])
+        total = int(offsets[-1])
+        row = torch.repeat_interleave(torch.arange(len(idx), device=self.device), count,
+                                      output_size=total)
+        pos = torch.arange(total, device=self.device) + (start - offsets[:-1])[row]
+        return row, self.indices[pos], self.values[pos], self.weights[pos], offsets
+
+
 class _VAE(torch.nn.Module):
     """Encoder [n_items → hidden … → 2·latent] and decoder [latent → … hidden → n_items]."""
 
@@ -78,9 +124,34 @@ class _VAE(torch.nn.Module):
         h = F.normalize(x, dim=1)
         if generator is not None and self.dropout > 0:
             h = _dropout(h, self.dropout, generator)
+        return self._encode_from(torch.addmm(self.enc_b[0], h, self.enc_w[0]))
+
+    def encode_csr(self, batch, generator=None, keep=None):
+        """:meth:`encode` of a batch given as CSR rows (``_CSRRows``'s output), never dense.
+
+        The first layer is ``embedding_bag`` over the non-zeros; dropout draws one value per
+        non-zero (``keep``, a boolean mask over the non-zeros, overrides the draw: tests).
+        """
+        row, col, _, w, offsets = batch
+        if generator is not None and self.dropout > 0:
+            if keep is None:
+                keep = torch.rand(w.shape, generator=generator, device=w.device,
+                                  dtype=w.dtype) >= self.dropout
+            w = w * keep * (1.0 / (1.0 - self.dropout))
+        W0 = self.enc_w[0]
+        if col.numel():
+            h = F.embedding_bag(col, W0, offsets, mode="sum", per_sample_weights=w,
+                                include_last_offset=True)
+        else:  # embedding_bag needs at least one member
+            h = W0.new_zeros((len(offsets) - 1, W0.shape[1])) + 0.0 * W0.sum()
+        return self._encode_from(h + self.enc_b[0])
+
+    def _encode_from(self, h):
+        """The encoder after its first affine layer."""
         last = len(self.enc_w) - 1
         for i, (w, b) in enumerate(zip(self.enc_w, self.enc_b)):
-            h = torch.addmm(b, h, w)
+            if i:
+                h = torch.addmm(b, h, w)
             if i < last:
                 h = torch.tanh(h)
         return h[:, :self.latent_dim], h[:, self.latent_dim:]
@@ -354,16 +425,31 @@ class MultVAE(IterativeRecommender):
                        [f"adversary_loss_{a}" for a in self.attributes_])
         tr.opt = torch.optim.Adam(tr.vae.parameters(), lr=self.learning_rate,
                                   weight_decay=self.weight_decay, **adam_options(dev))
-        tr.rows = self._batch_source(train, dev, dtype)
+        if self._sparse_input:
+            tr.csr_rows = _CSRRows(train, dev, dtype)
+        else:
+            tr.rows = self._batch_source(train, dev, dtype)
         return train.shape[0]
+
+    # False: densify each batch (the reference the tests compare the sparse path with)
+    _sparse_input = True
 
     def _train_step(self, idx):
         tr = self._tr
-        xb = tr.rows(idx)
-        mu, logvar = tr.vae.encode(xb, tr.gen)
+        if self._sparse_input:
+            batch = tr.csr_rows(idx)
+            mu, logvar = tr.vae.encode_csr(batch, tr.gen)
+        else:
+            xb = tr.rows(idx)
+            mu, logvar = tr.vae.encode(xb, tr.gen)
         eps = torch.randn(mu.shape, generator=tr.gen, device=mu.device, dtype=mu.dtype)
         z = mu + torch.exp(0.5 * logvar) * eps
-        nll = -(torch.log_softmax(tr.vae.decode(z), dim=1) * xb).sum(dim=1).mean()
+        log_p = torch.log_softmax(tr.vae.decode(z), dim=1)
+        if self._sparse_input:  # the likelihood only reads the non-zeros
+            row, col, val = batch[:3]
+            nll = -(log_p[row, col] * val).sum() / len(idx)
+        else:
+            nll = -(log_p * xb).sum(dim=1).mean()
         kl = 0.5 * (torch.exp(logvar) + mu * mu - 1.0 - logvar).sum(dim=1).mean()
         loss = nll + self._beta(self.n_steps_) * kl
         out, total = {"loss": loss, "nll": nll, "kl": kl}, loss
