@@ -105,8 +105,9 @@ def _recbole(folder, seed):
 def run(threads: int = 1, rounds: int = 7, seed: int = 0) -> list[dict]:
     """Median epoch seconds of RecBole's FM and ours (FM and AAFM) at ``threads`` threads.
 
-    Returns rows ``{figure, peer, peer_s, ours_s, ratio}`` (``ratio = peer_s / ours_s``: how
-    many times faster ours is).
+    Returns rows ``{figure, peer, peer_s, ours_s, ratio}`` (wall clock; ``ratio = peer_s /
+    ours_s``: how many times faster ours is) and the same by CPU time (``peer_cpu``,
+    ``ours_cpu``, ``ratio_cpu``).
     """
     apply()  # RecBole's shims, documented in _shims.py
     torch.set_num_threads(threads)
