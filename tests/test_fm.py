@@ -470,6 +470,7 @@ def test_prediction_input_errors():
 
 @pytest.mark.parametrize("make", [
     lambda: FM(dtype="float64", **{**_SMALL, "max_iter": 2}),
+    lambda: FM(dtype="float64", **{**_SMALL, "max_iter": 2, "n_components": 16}),
     lambda: AdvFM(dtype="float64", eps=0.1, **{**_SMALL, "max_iter": 2}),
     lambda: AdvFM(dtype="float64", eps=0.1, grad_norm="vocabulary", **{**_SMALL, "max_iter": 2}),
     lambda: AAFM(dtype="float64", **{**_SMALL, "max_iter": 2}),
