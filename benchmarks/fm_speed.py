@@ -1,22 +1,30 @@
-"""Epoch time of FM and AAFM on ML-100K at one CPU thread.
+"""Epoch time of FM and AAFM on ML-100K at one CPU thread, by wall clock and by CPU time.
 
 1. RecBole's setting (the speed issue's peer figure: RecBole 1.2.1's FM, embedding 10, one
    thread, 0.233 s per epoch on ML-100K): token fields user, item, age, gender, occupation,
    release year (no genres: RecBole's token_seq field fails under pandas 3), 80 % of the
    ratings at random as training rows (RecBole's default 8:1:1 split), batch 2048 (its default
-   train_batch_size), label rating >= 4. Our FM with ``n_components=10``.
-2. The package defaults on the AAFM protocol's training rows: FM vs AAFM epochs (AAFM's
-   adversarial epochs only), run alternately in one process so that both see the same load.
+   train_batch_size), label rating >= 4. Our FM and AAFM with ``n_components=10``.
+2. The package defaults on the AAFM protocol's training rows (k = 32, batch 1024, genres).
 
-    nice python benchmarks/fm_speed.py
+In each setting FM and AAFM are fitted alternately, ``--rounds`` times each (seeds 0, 1, ...),
+in one process, so that both see the same machine load. Each fit runs ``--epochs`` epochs; the
+first epoch of a fit (warm-up; AAFM's clean epoch) is not counted, nor AAFM's clean epochs.
+Every epoch is timed by wall clock (the fit's ``history_``) and by the process's CPU time
+(``time.process_time``, which a busy machine inflates less: the figure to compare on a shared
+machine). Reported: medians over the counted epochs, and the AAFM / FM ratio of the medians.
 
-The load average of the machine is printed: the figures are only comparable at equal load.
+    nice python benchmarks/fm_speed.py --rounds 5
+
+The load average of the machine is printed: absolute times are only comparable at equal load.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
+import time
 
 import numpy as np
 import torch
@@ -26,42 +34,67 @@ from skadvrec.datasets import load_movielens_features
 from skadvrec.fm import AAFM, FM
 
 
-def epoch_seconds(model, skip_first=True):
-    hist = [h for h in model.history_ if h["epoch"] > (1 if skip_first else 0)]
+def timed_fit(model, X):
+    """Fit ``model`` on X; returns (wall, cpu) seconds of its counted epochs (see above)."""
+    cpu = {}
+    start, end = model._start_epoch, model._end_epoch
+
+    def _start(epoch):
+        cpu[epoch + 1] = time.process_time()
+        return start(epoch)
+
+    def _end(record):
+        end(record)
+        record["cpu_seconds"] = time.process_time() - cpu[record["epoch"]]
+
+    model._start_epoch, model._end_epoch = _start, _end
+    model.fit(X)
+    hist = [h for h in model.history_ if h["epoch"] > 1]
     if isinstance(model, AAFM):
         hist = [h for h in hist if h.get("adversarial") is not None]
-    return [h["seconds"] for h in hist]
+    return [h["seconds"] for h in hist], [h["cpu_seconds"] for h in hist]
+
+
+def compare(X, rounds, epochs, **params):
+    """Median (wall, cpu) epoch seconds of FM and AAFM fitted alternately."""
+    out = {"FM": ([], []), "AAFM": ([], [])}
+    for seed in range(rounds):
+        for name, cls in (("FM", FM), ("AAFM", AAFM)):
+            wall, cpu = timed_fit(cls(max_iter=epochs, early_stopping=False, random_state=seed,
+                                      device="cpu", **params), X)
+            out[name][0].extend(wall)
+            out[name][1].extend(cpu)
+    return {name: (float(np.median(w)), float(np.median(c)), len(w))
+            for name, (w, c) in out.items()}
+
+
+def report(title, res):
+    fm, aafm = res["FM"], res["AAFM"]
+    print(f"{title}\n  FM epoch    wall {fm[0]:.3f} s  cpu {fm[1]:.3f} s  (n={fm[2]})\n"
+          f"  AAFM adv.   wall {aafm[0]:.3f} s  cpu {aafm[1]:.3f} s  (n={aafm[2]})\n"
+          f"  AAFM / FM   wall {aafm[0] / fm[0]:.2f}  cpu {aafm[1] / fm[1]:.2f}  (target <= 2.5)\n"
+          f"  load average {os.getloadavg()[0]:.1f}", flush=True)
 
 
 def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=4)
+    args = ap.parse_args()
     torch.set_num_threads(1)
-    print(f"# FM epoch time, torch {torch.__version__}, 1 thread, "
-          f"{platform.processor() or platform.machine()}, load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, torch {torch.__version__}, "
+          f"1 thread, {platform.processor() or platform.machine()}, load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     X = load_movielens_features("100k")
     rng = np.random.default_rng(0)
     rows = X.iloc[np.sort(rng.permutation(len(X))[: int(0.8 * len(X))])]
     recbole_like = rows[["user", "item", "rating", "age", "gender", "occupation", "year"]]
-    times = []
-    for seed in range(3):
-        fm = FM(n_components=10, batch_size=2048, max_iter=4, early_stopping=False,
-                random_state=seed, device="cpu").fit(recbole_like)
-        times += epoch_seconds(fm)
-    print(f"RecBole-like FM (80,000 rows, 6 token fields, k=10, batch 2048): "
-          f"median epoch {np.median(times):.3f} s (min {np.min(times):.3f}, n={len(times)}); "
-          "RecBole 1.2.1 figure 0.233 s")
-
+    report(f"RecBole's setting ({len(recbole_like)} rows, 6 token fields, k=10, batch 2048; "
+           "RecBole 1.2.1 figure 0.233 s)",
+           compare(recbole_like, args.rounds, args.epochs, n_components=10, batch_size=2048))
     train, _ = first_item_split(X)
-    fm_t, aafm_t = [], []
-    for seed in range(3):
-        fm = FM(max_iter=4, early_stopping=False, random_state=seed, device="cpu").fit(train)
-        fm_t += epoch_seconds(fm)
-        aafm = AAFM(max_iter=4, early_stopping=False, random_state=seed, device="cpu").fit(train)
-        aafm_t += epoch_seconds(aafm)
-    print(f"defaults on {len(train)} rows (k=32, batch 1024): FM median epoch "
-          f"{np.median(fm_t):.3f} s, AAFM adversarial epoch {np.median(aafm_t):.3f} s, "
-          f"ratio {np.median(aafm_t) / np.median(fm_t):.2f}")
-    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    report(f"package defaults on the AAFM protocol's {len(train)} training rows (k=32, "
+           "batch 1024, genres)", compare(train, args.rounds, args.epochs))
 
 
 if __name__ == "__main__":

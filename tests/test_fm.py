@@ -343,6 +343,28 @@ def test_aafm_sample_weights_and_strengths_by_hand():
     assert code[rare] < code[common] and mono[rare] > mono[common]
 
 
+def test_aafm_epoch_sample_weights_equal_the_per_batch_ones():
+    """The sample weights computed for a whole epoch at once (``_epoch_stats``) are the
+    batch-wise min-max of ``_sample_weights``, batch by batch (last, shorter batch included)."""
+    X = _table()
+    model = AAFM(batch_size=100, **{k: v for k, v in _SMALL.items() if k != "batch_size"})
+    seen = []
+    hand = AAFM._manual_step
+
+    def check(self, codes, scale, y, stats):
+        alone = self._sample_weights({"freq": stats["freq"]})
+        assert torch.equal(stats["weight"], alone)
+        seen.append(len(y))
+        return hand(self, codes, scale, y, stats)
+
+    AAFM._manual_step = check
+    try:
+        model.fit(X)
+    finally:
+        AAFM._manual_step = hand
+    assert 100 in seen and min(seen) < 100  # full batches and a shorter last one
+
+
 def test_implicit_table_samples_negatives_reproducibly():
     X = _table()
     pos = X[X["rating"] >= 4].drop(columns="rating")
@@ -448,9 +470,13 @@ def test_prediction_input_errors():
 
 @pytest.mark.parametrize("make", [
     lambda: FM(dtype="float64", **{**_SMALL, "max_iter": 2}),
+    lambda: FM(dtype="float64", **{**_SMALL, "max_iter": 2, "n_components": 16}),
     lambda: AdvFM(dtype="float64", eps=0.1, **{**_SMALL, "max_iter": 2}),
     lambda: AdvFM(dtype="float64", eps=0.1, grad_norm="vocabulary", **{**_SMALL, "max_iter": 2}),
     lambda: AAFM(dtype="float64", **{**_SMALL, "max_iter": 2}),
+    lambda: AAFM(dtype="float64", grad_norm="vocabulary", **{**_SMALL, "max_iter": 2}),
+    lambda: AAFM(dtype="float64", **{**_SMALL, "max_iter": 2, "n_components": 16}),
+    lambda: AAFM(dtype="float64", variety=False, **{**_SMALL, "max_iter": 2}),
     lambda: AAFM(dtype="float64", decay=True, adv_fields=["user", "genres"],
                  **{**_SMALL, "max_iter": 3}),
     lambda: AAFM(dtype="float64", strength_form="monotone", variety=False,

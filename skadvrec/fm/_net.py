@@ -171,14 +171,19 @@ class RowLayout:
         return [x[:self.n_single]] + [(x[a:b] * scale[a:b, :, None]).sum(0, keepdim=True)
                                       for a, b in self.bag_slices]
 
-    def row_grad(self, dz, blocks, s, scale):
+    def row_grad(self, dz, blocks, s, scale, fused=False):
         """``(rows, fields)``: the gradient of the rows gathered for ``blocks`` (T·n, d),
         ready for one scatter, and per block the field gradient ``dz · (s − v_f)`` (for the
-        strengths of AAFM), for ``dz = ∂L/∂z`` (n,) and ``s = Σ_f v_f``."""
+        strengths of AAFM), for ``dz = ∂L/∂z`` (n,) and ``s = Σ_f v_f``. ``fused``: the
+        single-valued fields' block as one multiply-add ``dz·s − dz·v_f`` (one pass instead
+        of two; rounds differently from ``(s − v_f)·dz``)."""
         n, d = s.shape
         out = s.new_empty(self.width, n, d)
         dz = dz[:, None]
-        single = torch.sub(s, blocks[0], out=out[:self.n_single]).mul_(dz)
+        if fused:
+            single = torch.addcmul(s * dz, blocks[0], dz, value=-1, out=out[:self.n_single])
+        else:
+            single = torch.sub(s, blocks[0], out=out[:self.n_single]).mul_(dz)
         fields = [single]
         for (a, b), v in zip(self.bag_slices, blocks[1:]):
             g = (s - v[0]).mul_(dz)

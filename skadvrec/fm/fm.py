@@ -440,6 +440,10 @@ class AAFM(_Adversarial):
         tr.strength = torch.nn.Parameter(torch.full((len(enc.order),), float(self.strength_init),
                                                     device=device, dtype=dtype))
         tr.extra_params = {"strength": tr.strength}
+        mask = tr.adv_mask
+        tr.eps_mask = float(self.eps) * mask  # eps on the perturbed fields, 0 elsewhere
+        tr.h_flat = mask / mask.sum().sqrt()  # variety=False: every perturbed field alike
+        tr.sqrt_fields = mask.sum().sqrt()
         return [tr.strength]
 
     def _row_stats(self, single, bags):
@@ -465,11 +469,34 @@ class AAFM(_Adversarial):
     def _sample_weights(self, stats):
         if not self.frequency:
             return None
-        freq = stats["freq"]
-        lo, hi = freq.min(), freq.max()
-        if float(hi - lo) <= 0:
-            return torch.ones_like(freq)
-        return 1.0 + (float(self.max_sample_weight) - 1.0) * (hi - freq) / (hi - lo)
+        if "weight" in stats:  # computed for the whole epoch (_epoch_stats)
+            return stats["weight"]
+        return _minmax_weights(stats["freq"], float(self.max_sample_weight))
+
+    def _epoch_stats(self, stats, n_units):
+        """The sample weights of every batch of the epoch at once (the batch-wise min-max of
+        :meth:`_sample_weights`, on a (batches, rows) view): a handful of operations per epoch
+        instead of per step."""
+        if not self.frequency:
+            return stats
+        freq, top = stats["freq"], float(self.max_sample_weight)
+        bs = min(self._batch(), n_units)
+        cut = (len(freq) // bs) * bs
+        parts = [_minmax_weights(freq[:cut].view(-1, bs), top).reshape(-1)]
+        if cut < len(freq):
+            parts.append(_minmax_weights(freq[cut:], top))
+        return {**stats, "weight": torch.cat(parts) if len(parts) > 1 else parts[0]}
+
+    def _strengths_step(self, stats, n):
+        """:meth:`_strengths` without autograd, keeping ``w_f h̃`` for the backward."""
+        tr = self._tr
+        w = tr.strength.detach()
+        h = stats["h"] if self.variety else tr.h_flat
+        if self.strength_form == "monotone":
+            eps = h * (F.softplus(w) * tr.sqrt_fields * tr.eps_mask)
+            return eps.expand(n, -1), None
+        wh = h * w
+        return (F.softplus(wh) * tr.eps_mask).expand(n, -1), wh
 
     def _penalty(self, eps):
         total = eps.norm(dim=0).sum()
@@ -477,27 +504,28 @@ class AAFM(_Adversarial):
             return total
         return torch.log10(total.clamp_min(1e-12)) / max(self._tr.adv_epoch, 1)
 
-    def _strength_backward(self, stats, eps, d_eps):
+    def _strength_backward(self, stats, eps, d_eps, ctx=None):
         """The hand-written gradient of :meth:`_strengths` and :meth:`_penalty` (the
         autograd path of ``field_maps=True`` differentiates them; the tests check both
-        agree)."""
+        agree). ``ctx``: ``w_f h̃`` from :meth:`_strengths_step` (None: recomputed)."""
         tr = self._tr
-        mask, w, c = tr.adv_mask, tr.strength.detach(), float(self.eps)
-        norms = eps.norm(dim=0)
+        w = tr.strength.detach()
+        norms = torch.linalg.vector_norm(eps, dim=0)
         total = norms.sum()
-        g = eps / norms.clamp_min(1e-12)  # ∂ Σ_f ‖ε_·f‖ / ∂ε
+        inv = norms.clamp_min(1e-12).reciprocal_()  # ∂ Σ_f ‖ε_·f‖ / ∂ε = ε / ‖ε_·f‖
         if self.decay:
             t = max(tr.adv_epoch, 1)
             penalty = torch.log10(total.clamp_min(1e-12)) / t
-            g = g / (total.clamp_min(1e-12) * math.log(10) * t)
+            inv = inv / (total.clamp_min(1e-12) * (math.log(10) * t))
         else:
             penalty = total
-        g = g + d_eps
-        h = stats["h"] if self.variety else (mask / mask.sum().sqrt()).expand_as(eps)
+        g = torch.addcmul(d_eps, eps, inv)
+        h = stats["h"] if self.variety else tr.h_flat
         if self.strength_form == "monotone":
-            grad = (g * h).sum(0) * (c * mask.sum().sqrt() * torch.sigmoid(w) * mask)
+            grad = (g * h).sum(0) * (tr.sqrt_fields * torch.sigmoid(w) * tr.eps_mask)
         else:
-            grad = (g * h * torch.sigmoid(w * h)).sum(0) * (c * mask)
+            wh = ctx if ctx is not None else h * w
+            grad = (g.mul_(h).mul_(torch.sigmoid(wh))).sum(0).mul_(tr.eps_mask)
         tr.strength.grad = grad
         return penalty
 
@@ -507,6 +535,14 @@ class AAFM(_Adversarial):
         w = tr.strength.detach().cpu().numpy()
         self.strengths_ = pd.Series([float(w[tr.enc.order.index(f)]) for f in fields],
                                     index=fields, name="strength")
+
+
+def _minmax_weights(freq, top):
+    """AAFM's sample weights along the last axis: ``−freq`` min-max scaled into ``[1, top]``
+    (all 1 where the frequencies are all equal)."""
+    lo, hi = freq.amin(-1, keepdim=True), freq.amax(-1, keepdim=True)
+    w = 1.0 + (top - 1.0) * (hi - freq) / (hi - lo)
+    return torch.where(hi > lo, w, torch.ones_like(w))
 
 
 def _per_row(enc, stats, device, dtype, fill):
