@@ -60,3 +60,24 @@ def print_table(rows, columns):
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for r in rows:
         print("| " + " | ".join(f"{r[c]}".ljust(w) for c, w in zip(columns, widths)) + " |")
+
+
+def timed_epochs(model, X, counted=lambda record: record["epoch"] > 0):
+    """Fit ``model`` (an ``IterativeRecommender``) on X; (wall, cpu) seconds of the epochs of
+    ``history_`` that ``counted`` keeps. CPU time is ``time.process_time`` from the start to
+    the end of each epoch, read through the training loop's epoch hooks."""
+    cpu = {}
+    start, end = model._start_epoch, model._end_epoch
+
+    def _start(epoch):
+        cpu[epoch + 1] = time.process_time()
+        return start(epoch)
+
+    def _end(record):
+        end(record)
+        record["cpu_seconds"] = time.process_time() - cpu[record["epoch"]]
+
+    model._start_epoch, model._end_epoch = _start, _end
+    model.fit(X)
+    hist = [h for h in model.history_ if h["epoch"] > 0 and counted(h)]
+    return [h["seconds"] for h in hist], [h["cpu_seconds"] for h in hist]

@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 import torch
+from _common import timed_epochs
 from fm_ml100k import first_item_split
 
 from skadvrec.datasets import load_movielens_features
@@ -36,23 +37,9 @@ from skadvrec.fm import AAFM, FM
 
 def timed_fit(model, X):
     """Fit ``model`` on X; returns (wall, cpu) seconds of its counted epochs (see above)."""
-    cpu = {}
-    start, end = model._start_epoch, model._end_epoch
-
-    def _start(epoch):
-        cpu[epoch + 1] = time.process_time()
-        return start(epoch)
-
-    def _end(record):
-        end(record)
-        record["cpu_seconds"] = time.process_time() - cpu[record["epoch"]]
-
-    model._start_epoch, model._end_epoch = _start, _end
-    model.fit(X)
-    hist = [h for h in model.history_ if h["epoch"] > 1]
     if isinstance(model, AAFM):
-        hist = [h for h in hist if h.get("adversarial") is not None]
-    return [h["seconds"] for h in hist], [h["cpu_seconds"] for h in hist]
+        return timed_epochs(model, X, lambda h: h["epoch"] > 1 and h.get("adversarial") is not None)
+    return timed_epochs(model, X, lambda h: h["epoch"] > 1)
 
 
 def compare(X, rounds, epochs, **params):

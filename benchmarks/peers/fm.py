@@ -42,7 +42,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+from _common import timed_epochs  # noqa: E402
 from _shims import apply  # noqa: E402
 
 import numpy as np
@@ -137,10 +138,10 @@ def run(threads: int = 1, rounds: int = 7, seed: int = 0, repeat: int | None = N
             peer[1].append(time.process_time() - c0)
             fm = FM(n_components=10, batch_size=2048, max_iter=3, early_stopping=False,
                     random_state=seed + r, device="cpu")
-            _extend(ours, _timed_fit(fm, rows, lambda h: h["epoch"] > 1))  # 1: warm-up
+            _extend(ours, timed_epochs(fm, rows, lambda h: h["epoch"] > 1))  # 1: warm-up
             model = AAFM(n_components=10, batch_size=2048, max_iter=3, early_stopping=False,
                          random_state=seed + r, device="cpu")
-            _extend(aafm, _timed_fit(model, rows, lambda h: h.get("adversarial") is not None))
+            _extend(aafm, timed_epochs(model, rows, lambda h: h.get("adversarial") is not None))
     p, o, a = (np.median(peer, axis=1), np.median(ours, axis=1), np.median(aafm, axis=1))
     n = len(rows)
     return [
@@ -152,26 +153,6 @@ def run(threads: int = 1, rounds: int = 7, seed: int = 0, repeat: int | None = N
          "peer": "RecBole 1.2.1 FM", "peer_s": p[0], "ours_s": a[0], "ratio": p[0] / a[0],
          "peer_cpu": p[1], "ours_cpu": a[1], "ratio_cpu": p[1] / a[1]},
     ]
-
-
-def _timed_fit(model, X, counted):
-    """Fit; (wall, cpu) seconds of the epochs of ``history_`` that ``counted`` keeps, the CPU
-    time (``time.process_time``) taken from the start to the end of each epoch."""
-    cpu = {}
-    start, end = model._start_epoch, model._end_epoch
-
-    def _start(epoch):
-        cpu[epoch + 1] = time.process_time()
-        return start(epoch)
-
-    def _end(record):
-        end(record)
-        record["cpu_seconds"] = time.process_time() - cpu[record["epoch"]]
-
-    model._start_epoch, model._end_epoch = _start, _end
-    model.fit(X)
-    hist = [h for h in model.history_ if h["epoch"] > 0 and counted(h)]
-    return [h["seconds"] for h in hist], [h["cpu_seconds"] for h in hist]
 
 
 def _extend(acc, timed):
