@@ -22,7 +22,7 @@ skadvrec: scikit-learn-compatible adversarially trained recommenders.
 
 With no command, `skadvrec` (and `python -m skadvrec`) runs `skadvrec benchmark` with its
 defaults: every estimator of the package on embedded synthetic data (planted user groups, an
-attribute signal, a poisoning attack), offline, in about 3 minutes on a 2-core CPU."""
+attribute signal, a poisoning attack), offline, in about a minute on a 2-core CPU."""
 
 _BENCH_DESCRIPTION = """\
 Run the package's estimators side by side on one dataset and print one table:
