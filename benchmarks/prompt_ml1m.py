@@ -164,7 +164,8 @@ def stage_grid(seed):
                                             "mean_test_leak", "mean_fit_time"]]
     print(res.to_string(), flush=True)
     print(f"refit: {search.best_params_} (grid {grid_s:.0f}s)", flush=True)
-    (OUT / f"grid_ml1m_seed{seed}.json").write_text(json.dumps(dict(
+    bb = seed if BACKBONE_SEED is None else BACKBONE_SEED
+    (OUT / f"grid_ml1m_bb{bb}_seed{seed}.json").write_text(json.dumps(dict(
         results=res.astype(float).to_dict(orient="list"), best=search.best_params_,
         seconds=grid_s, dropped_rows=int((~known).sum())), indent=1))
 
@@ -289,6 +290,8 @@ def stage_cfp(seed, attrs, mixture, weights, reweighters=(False,), loss="ce"):
                           rows)
     tag = "_".join(attrs) + ("_mix" if mixture else "") + f"_{loss}"
     tag += "_rw" if True in reweighters else ""
+    if any(weights[a] != WEIGHTS[a] for a in attrs):
+        tag += "_w" + "-".join(f"{weights[a]:g}" for a in attrs)
     bb = seed if BACKBONE_SEED is None else BACKBONE_SEED
     (OUT / f"cfp_ml1m_bb{bb}_seed{seed}_{tag}.json").write_text(json.dumps(rows, indent=1))
 
