@@ -10,12 +10,17 @@ user-id range: fixed here). Leakage: the package's worst-case audit
 attacker portfolio) on transform() = the final encoder state at the user token, for gender, age
 (7 buckets) and occupation (21 codes); macro one-vs-one AUC (0.5 = chance).
 
-Stages (the fitted backbone is pickled between them):
+Stages. The backbone is trained once per seed and pickled to results/p5_ml1m_seed{S}.pkl
+(PROMPT_BENCH_OUT overrides the folder); every later stage loads it (--backbone-seed B, default
+--seed, or --backbone-path FILE), so the CFP seed (--seed) and the backbone seed are independent:
 
-    SKADVREC_DATA=../shared/data /work/bin/heavy python benchmarks/prompt_ml1m.py backbone --seed 0
-    SKADVREC_DATA=../shared/data /work/bin/heavy python benchmarks/prompt_ml1m.py cfp --seed 0 \
-        [--attrs gender age occupation] [--w 10 10 10] [--mixture] [--loss ce|confusion]
-    SKADVREC_DATA=../shared/data /work/bin/heavy python benchmarks/prompt_ml1m.py grid --seed 0
+    cd benchmarks; export SKADVREC_DATA=../../shared/data
+    /work/bin/heavy python prompt_ml1m.py backbone --seed 0 [--audit full|logistic|none]
+    /work/bin/heavy python prompt_ml1m.py audit --seed 0 [--audit full]
+    /work/bin/heavy python prompt_ml1m.py cfp --seed 1 --backbone-seed 0 \
+        [--attrs gender age occupation] [--w 10 10 10] [--mixture] [--reweighter] [--loss ce]
+    /work/bin/heavy python prompt_ml1m.py grid --seed 0 --backbone-seed 0
+    python prompt_tables.py ../results       # mean ± std tables over the CFP seeds
 """
 
 from __future__ import annotations
