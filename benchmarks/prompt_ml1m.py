@@ -10,12 +10,17 @@ user-id range: fixed here). Leakage: the package's worst-case audit
 attacker portfolio) on transform() = the final encoder state at the user token, for gender, age
 (7 buckets) and occupation (21 codes); macro one-vs-one AUC (0.5 = chance).
 
-Stages (the fitted backbone is pickled between them):
+Stages. The backbone is trained once per seed and pickled to results/p5_ml1m_seed{S}.pkl
+(PROMPT_BENCH_OUT overrides the folder); every later stage loads it (--backbone-seed B, default
+--seed, or --backbone-path FILE), so the CFP seed (--seed) and the backbone seed are independent:
 
-    SKADVREC_DATA=../shared/data /work/bin/heavy python benchmarks/prompt_ml1m.py backbone --seed 0
-    SKADVREC_DATA=../shared/data /work/bin/heavy python benchmarks/prompt_ml1m.py cfp --seed 0 \
-        [--attrs gender age occupation] [--w 10 10 10] [--mixture] [--loss ce|confusion]
-    SKADVREC_DATA=../shared/data /work/bin/heavy python benchmarks/prompt_ml1m.py grid --seed 0
+    cd benchmarks; export SKADVREC_DATA=../../shared/data
+    /work/bin/heavy python prompt_ml1m.py backbone --seed 0 [--audit full|logistic|none]
+    /work/bin/heavy python prompt_ml1m.py audit --seed 0 [--audit full]
+    /work/bin/heavy python prompt_ml1m.py cfp --seed 1 --backbone-seed 0 \
+        [--attrs gender age occupation] [--w 10 10 10] [--mixture] [--reweighter] [--loss ce]
+    /work/bin/heavy python prompt_ml1m.py grid --seed 0 --backbone-seed 0
+    python prompt_tables.py ../results       # mean ± std tables over the CFP seeds
 """
 
 from __future__ import annotations
@@ -37,7 +42,10 @@ from skadvrec.metrics import attribute_leakage
 from skadvrec.prompt import P5Recommender
 
 ATTRS = ["gender", "age", "occupation"]
-OUT = Path(os.environ.get("PROMPT_BENCH_OUT", "/tmp/w13"))
+# results/ of the checkout (gitignored); the fitted backbone is saved there as p5_ml1m_seed{S}.pkl
+# and every later stage (and notebooks/cfp_ml1m.ipynb) loads it instead of training it again
+OUT = Path(os.environ.get("PROMPT_BENCH_OUT",
+                          Path(__file__).resolve().parents[1] / "results"))
 # UP5 README (seeds.md §3.5): CFP on the P5 backbone, ML-1M, template 2-1 (the README gives no
 # bare-P5 row; these are its prompted figures, single runs)
 UP5 = {"age": dict(auc=0.5292, h1=0.3123, h3=0.5118, h5=0.5891, h10=0.6770),
@@ -71,7 +79,7 @@ def leakage(model, S, seed, attacker=None):
                     attacker=str(res.loc[a, "attacker"])) for a in ATTRS}, time.perf_counter() - t
 
 
-def stage_backbone(seed):
+def stage_backbone(seed, audit="full"):
     fit, test, S = load()
     print(f"ML-1M: {fit['user'].nunique()} users, {fit['item'].nunique()} items, {len(fit)} "
           f"fitted interactions, {len(test)} test items")
@@ -81,20 +89,37 @@ def stage_backbone(seed):
     fit_s = time.perf_counter() - t
     print(f"backbone fit {fit_s:.0f}s, {model.n_iter_} epochs (best {model.best_epoch_}), "
           f"{model.n_parameters_} parameters, history {model.history_}")
+    OUT.mkdir(parents=True, exist_ok=True)
+    # saved before the audits, so the later stages can start as soon as the fit is done
+    with open(OUT / f"p5_ml1m_seed{seed}.pkl", "wb") as f:
+        pickle.dump(model, f)
+    print(f"saved {OUT / f'p5_ml1m_seed{seed}.pkl'}", flush=True)
     t = time.perf_counter()
     hits = model.hit_ratio(test, random_state=seed)
     rank_s = time.perf_counter() - t
-    print(f"hit@k {hits}  (ranking 101 candidates for {len(test)} users: {rank_s:.1f}s)")
-    leak, leak_s = leakage(model, S, seed)
-    print(f"leakage {leak} ({leak_s:.0f}s)")
+    print(f"hit@k {hits}  (ranking 101 candidates for {len(test)} users: {rank_s:.1f}s)",
+          flush=True)
     out = dict(seed=seed, config=BACKBONE, fit_s=fit_s, n_epochs=model.n_iter_,
-               best_epoch=model.best_epoch_, n_parameters=model.n_parameters_, hits=hits,
-               rank_s=rank_s, leakage=leak)
-    OUT.mkdir(parents=True, exist_ok=True)
-    with open(OUT / f"p5_ml1m_seed{seed}.pkl", "wb") as f:
-        pickle.dump(model, f)
-    (OUT / f"p5_ml1m_seed{seed}.json").write_text(json.dumps(out, indent=1))
+               best_epoch=model.best_epoch_, n_parameters=model.n_parameters_,
+               history=model.history_, hits=hits, rank_s=rank_s)
+    if audit != "none":
+        leak, leak_s = leakage(model, S, seed,
+                               attacker=_fast_attacker() if audit == "logistic" else None)
+        print(f"leakage ({audit}) {leak} ({leak_s:.0f}s)", flush=True)
+        out.update(leakage=leak, leakage_s=leak_s, audit=audit)
+    (OUT / f"p5_ml1m_seed{seed}.json").write_text(json.dumps(out, indent=1, default=str))
     return out
+
+
+def stage_audit(seed, audit="full"):
+    """The leakage audit of a saved backbone (the full attacker portfolio by default)."""
+    _, _, S = load()
+    model = _load_backbone(seed)
+    leak, leak_s = leakage(model, S, seed,
+                           attacker=_fast_attacker() if audit == "logistic" else None)
+    print(f"leakage ({audit}) {leak} ({leak_s:.0f}s)", flush=True)
+    (OUT / f"p5_ml1m_seed{seed}_audit_{audit}.json").write_text(
+        json.dumps(dict(leakage=leak, seconds=leak_s), indent=1))
 
 
 def stage_grid(seed):
@@ -112,10 +137,17 @@ def stage_grid(seed):
     from skadvrec.prompt import CFP
 
     fit, test, S = load()
-    full = pd.concat([fit, test]).sort_values(["user", "timestamp"], kind="stable")
-    full = full.reset_index(drop=True)
-    S_rows = _row_sensitive(full, S)
     p5 = _load_backbone(seed)
+    full = pd.concat([fit, test]).sort_values(["user", "timestamp"], kind="stable")
+    # CFP prompts a fitted backbone, whose item vocabulary is fixed: the whole table holds test
+    # items the backbone never saw (2 on ML-1M), which CFP refuses at the refit; drop those rows
+    # (hit_ratio skips them in every other stage too)
+    known = np.isin(full["item"].to_numpy(), p5.item_ids_)
+    dropped = full.loc[~known, ["user", "item"]]
+    print(f"grid: dropped {int((~known).sum())} row(s) naming items the backbone never saw "
+          f"{dropped.to_dict(orient='records')}", flush=True)
+    full = full[known].reset_index(drop=True)
+    S_rows = _row_sensitive(full, S)
 
     def hit5(est, X, y=None):
         return est.score(X)
@@ -137,17 +169,24 @@ def stage_grid(seed):
                                             "mean_test_leak", "mean_fit_time"]]
     print(res.to_string(), flush=True)
     print(f"refit: {search.best_params_} (grid {grid_s:.0f}s)", flush=True)
-    (OUT / f"grid_ml1m_seed{seed}.json").write_text(json.dumps(dict(
+    bb = seed if BACKBONE_SEED is None else BACKBONE_SEED
+    (OUT / f"grid_ml1m_bb{bb}_seed{seed}.json").write_text(json.dumps(dict(
         results=res.astype(float).to_dict(orient="list"), best=search.best_params_,
-        seconds=grid_s), indent=1))
+        seconds=grid_s, dropped_rows=int((~known).sum())), indent=1))
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("stage", choices=["backbone", "cfp", "grid"])
+    ap.add_argument("stage", choices=["backbone", "audit", "cfp", "grid"])
+    ap.add_argument("--audit", default="full", choices=["full", "logistic", "none"],
+                    help="backbone stage: leakage audit after the fit (the 'audit' stage runs "
+                         "it on the saved backbone)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--backbone-seed", type=int, default=None,
                     help="load the backbone fitted with this seed (default: --seed)")
+    ap.add_argument("--backbone-path", default=None,
+                    help="load the pickled backbone from this file (default: "
+                         "results/p5_ml1m_seed{backbone seed}.pkl)")
     ap.add_argument("--attrs", nargs="*", default=ATTRS)
     ap.add_argument("--mixture", action="store_true")
     ap.add_argument("--reweighter", action="store_true", help="also the mixture with it")
@@ -155,12 +194,15 @@ def main():
     ap.add_argument("--w", type=float, nargs="*", default=None,
                     help="discriminator weights, one per --attrs")
     args = ap.parse_args()
-    global BACKBONE_SEED
+    global BACKBONE_SEED, BACKBONE_PATH
     BACKBONE_SEED = args.seed if args.backbone_seed is None else args.backbone_seed
+    BACKBONE_PATH = args.backbone_path
     torch.set_num_threads(1)
     header(f"prompt family on ML-1M, stage {args.stage}, seed {args.seed}", "cpu")
     if args.stage == "backbone":
-        stage_backbone(args.seed)
+        stage_backbone(args.seed, args.audit)
+    elif args.stage == "audit":
+        stage_audit(args.seed, args.audit)
     elif args.stage == "grid":
         stage_grid(args.seed)
     else:
@@ -183,12 +225,20 @@ def _row_sensitive(fit, S):
 
 
 BACKBONE_SEED = None
+BACKBONE_PATH = None
 
 
 def _load_backbone(seed):
+    """The backbone the 'backbone' stage pickled (trained once per seed, reused by every stage)."""
     seed = seed if BACKBONE_SEED is None else BACKBONE_SEED
-    with open(OUT / f"p5_ml1m_seed{seed}.pkl", "rb") as f:
-        return pickle.load(f)
+    path = Path(BACKBONE_PATH) if BACKBONE_PATH else OUT / f"p5_ml1m_seed{seed}.pkl"
+    if not path.is_file():
+        raise SystemExit(f"no fitted backbone at {path}: run the 'backbone' stage with --seed "
+                         f"{seed} first (or pass --backbone-path)")
+    with open(path, "rb") as f:
+        model = pickle.load(f)
+    print(f"backbone loaded from {path}", flush=True)
+    return model
 
 
 def _fast_attacker():
@@ -244,7 +294,11 @@ def stage_cfp(seed, attrs, mixture, weights, reweighters=(False,), loss="ce"):
                 _evaluate(model, test, S, seed, f"CFP[gender,age] rw={rw} prompt={p}", fit_s,
                           rows)
     tag = "_".join(attrs) + ("_mix" if mixture else "") + f"_{loss}"
-    (OUT / f"cfp_ml1m_seed{seed}_{tag}.json").write_text(json.dumps(rows, indent=1))
+    tag += "_rw" if True in reweighters else ""
+    if any(weights[a] != WEIGHTS[a] for a in attrs):
+        tag += "_w" + "-".join(f"{weights[a]:g}" for a in attrs)
+    bb = seed if BACKBONE_SEED is None else BACKBONE_SEED
+    (OUT / f"cfp_ml1m_bb{bb}_seed{seed}_{tag}.json").write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

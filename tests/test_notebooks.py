@@ -17,7 +17,7 @@ pytest.importorskip("ipykernel")
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 # which dataset folder each notebook reads (skipped, like the data tests, when it is absent)
 NEEDS = {"rlarm_ml1m": "ml-1m", "advxmultvae_ml1m": "ml-1m", "pamacf_gowalla": "gowalla",
-         "tutorial_gridsearch_pipeline": "ml-100k", "aafm_ml100k": "ml-100k"}
+         "tutorial_gridsearch_pipeline": "ml-100k", "aafm_ml100k": "ml-100k", "cfp_ml1m": "ml-1m"}
 
 
 def _with_small_size(nb):
