@@ -17,13 +17,14 @@ This module imports nothing from the trainer (:mod:`skadvrec.cf._base`), which i
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+
+from .._torch import csr_to_torch
 
 __all__ = ["MFBackbone", "LightGCNBackbone", "csr_matmul", "normalized_graph", "propagate"]
 
@@ -32,18 +33,6 @@ __all__ = ["MFBackbone", "LightGCNBackbone", "csr_matmul", "normalized_graph", "
 class _Graph:
     R: torch.Tensor   # (n_users, n_items) normalised, sparse CSR on the device (int32 indices)
     Rt: torch.Tensor  # its transpose, also CSR
-
-
-def _csr32(X, device, dtype):
-    """A torch sparse CSR tensor with int32 index arrays (embedding_bag's fastest CPU path)."""
-    X = sp.csr_matrix(X)
-    with warnings.catch_warnings():  # "sparse CSR support is in beta"
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(X.indptr.astype(np.int32)),
-            torch.from_numpy(X.indices.astype(np.int32)),
-            torch.from_numpy(X.data).to(dtype), size=X.shape,
-            check_invariants=False).to(device)
 
 
 def csr_matmul(A, x):
@@ -93,7 +82,8 @@ def normalized_graph(X, device, dtype=torch.float32):
     if max(R.shape) >= 2**31 - 1 or R.nnz >= 2**31 - 1:
         raise ValueError(f"graph too large for int32 indices: {R.shape}, {R.nnz} non-zeros")
     R.sort_indices()
-    return _Graph(_csr32(R, device, dtype), _csr32(R.T.tocsr(), device, dtype))
+    return _Graph(csr_to_torch(R, device, dtype, np.int32),
+                  csr_to_torch(R.T.tocsr(), device, dtype, np.int32))
 
 
 class _SpMM(torch.autograd.Function):
