@@ -456,15 +456,7 @@ class AAFM(_Adversarial):
                 "freq": _row_stat(tr.alpha_row, single, bags, empty=0.0).mean(1)}
 
     def _strengths(self, stats, n):
-        tr = self._tr
-        mask = tr.adv_mask
-        if self.variety:
-            h = stats["h"]
-        else:
-            h = (mask / mask.sum().sqrt()).expand(n, -1)
-        if self.strength_form == "monotone":
-            return float(self.eps) * F.softplus(tr.strength) * mask.sum().sqrt() * h * mask
-        return float(self.eps) * F.softplus(tr.strength * h) * mask
+        return self._strength_form(self._tr.strength, stats, n)[0]
 
     def _sample_weights(self, stats):
         if not self.frequency:
@@ -489,12 +481,15 @@ class AAFM(_Adversarial):
 
     def _strengths_step(self, stats, n):
         """:meth:`_strengths` without autograd, keeping ``w_f h̃`` for the backward."""
+        return self._strength_form(self._tr.strength.detach(), stats, n)
+
+    def _strength_form(self, w, stats, n):
+        """The strengths (n, F) for the field weights ``w`` (the learnt ones, or detached) and
+        ``w_f h̃`` (None for the monotone form): the one formula of both steps."""
         tr = self._tr
-        w = tr.strength.detach()
         h = stats["h"] if self.variety else tr.h_flat
         if self.strength_form == "monotone":
-            eps = h * (F.softplus(w) * tr.sqrt_fields * tr.eps_mask)
-            return eps.expand(n, -1), None
+            return (h * (F.softplus(w) * tr.sqrt_fields * tr.eps_mask)).expand(n, -1), None
         wh = h * w
         return (F.softplus(wh) * tr.eps_mask).expand(n, -1), wh
 
