@@ -210,35 +210,34 @@ def test_evaluate_with_explicit_targets(data):
 
 @pytest.mark.parametrize("weights", [False, True])
 def test_device_gram_path_matches_scipy(data, weights):
-    # the CUDA path (sparse Xᵀ @ dense column blocks) is device-agnostic: run it on the CPU
-    from skadvrec.linear.ease import _gram
-    w = np.linspace(0.5, 2.0, data.X.shape[0]) if weights else None
-    dev = torch.device("cpu")
-    a = _gram(data.X, w, dev, torch.float64, method="scipy")
-    b = _gram(data.X, w, dev, torch.float64, method="torch")
-    np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-12, atol=1e-10)
+    # the CUDA path (sparse Xᵀ @ dense column blocks) is device-agnostic: run it on the CPU,
+    # against the CPU path's Gram by blocks, on X and on the row-weighted W^½ X
+    from skadvrec.linear.ease import _gram, _gram_blocks
+    X = data.X
+    if weights:
+        X = sp.diags(np.sqrt(np.linspace(0.5, 2.0, X.shape[0]))) @ X
+    a = _gram_blocks(X, np.float64)
+    b = _gram(X, torch.device("cpu"), torch.float64)
+    np.testing.assert_allclose(b.numpy(), a, rtol=1e-12, atol=1e-10)
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-3)])
 def test_cpu_inverse_through_lapack(dtype, tol):
-    """The CPU inverse (LAPACK potrf + potri, mirrored in place by blocks of 1024 rows) is the
+    """The CPU inverse (LAPACK potrf + potri, mirrored in place by blocks of rows) is the
     symmetric inverse, across a block boundary, in either precision, on 1 or 2 BLAS threads."""
-    from skadvrec.linear.ease import _spd_inverse
+    from skadvrec.linear.ease import _finish_in_place, _potrf_potri
 
     rng = np.random.default_rng(0)
     A = rng.random((300, 1100))
     G = A.T @ A + 5.0 * np.eye(1100)
     ref = np.linalg.inv(G)
-    before = torch.get_num_threads()
-    try:
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            P = _spd_inverse(torch.tensor(G, dtype=dtype), 5.0, dtype)
-            assert P.dtype == dtype and P.is_contiguous()
-            assert torch.equal(P, P.T)
-            np.testing.assert_allclose(P.double().numpy(), ref, rtol=tol, atol=tol * ref.max())
-    finally:
-        torch.set_num_threads(before)
+    np_dtype = np.float64 if dtype == torch.float64 else np.float32
+    for threads in (1, 2):
+        P = torch.from_numpy(_finish_in_place(
+            _potrf_potri(G.astype(np_dtype), 5.0, dtype, threads), ease=False))
+        assert P.dtype == dtype and P.is_contiguous()
+        assert torch.equal(P, P.T)
+        np.testing.assert_allclose(P.double().numpy(), ref, rtol=tol, atol=tol * ref.max())
 
 
 @pytest.mark.parametrize("np_dtype", [np.float32, np.float64])

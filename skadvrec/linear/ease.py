@@ -46,17 +46,16 @@ def _gram_blocks(X, np_dtype, *, upper=False, threads=1, dense_degree=None,
     cut = max(64, n // 16) if dense_degree is None else dense_degree
     heavy = deg > cut
     G = np.zeros((n, n), dtype=np_dtype)
+    step = max(1, block_entries // max(1, n))  # rows of a block: below block_entries entries
     light = X[~heavy] if heavy.any() else X
     if light.nnz:
         Xt = light.T.tocsr()  # items x users
-        step = max(1, block_entries // max(1, n))
         for a in range(0, n, step):
             b = min(a + step, n)
             G[a:b] = (Xt[a:b] @ light).toarray()
     if heavy.any():
         syrk = blas.dsyrk if np_dtype == np.float64 else blas.ssyrk
         H = X[heavy]
-        step = max(1, block_entries // max(1, n))
         with threadpool_limits(limits=threads, user_api="blas"):
             for a in range(0, H.shape[0], step):
                 D = H[a:a + step].toarray()
@@ -70,21 +69,11 @@ def _gram_blocks(X, np_dtype, *, upper=False, threads=1, dense_degree=None,
     return G
 
 
-def _gram(X, row_weights, device, dtype, *, method=None):
-    """Xᵀ diag(w) X as a dense (n_items, n_items) tensor on ``device``.
-
-    ``method`` "scipy" (the CPU default) forms it with scipy's sparse product by blocks of rows
-    (:func:`_gram_blocks`); "torch" (the CUDA default) multiplies the sparse Xᵀ by dense column
-    blocks of X on the device.
+def _gram(X, device, dtype):
+    """Xᵀ X as a dense (n_items, n_items) tensor on ``device`` (the CUDA path): the sparse Xᵀ
+    times dense column blocks of X, formed on the device. The CPU path is :func:`_gram_blocks`.
     """
     n_items = X.shape[1]
-    if row_weights is not None:
-        X = sp.diags(np.sqrt(row_weights)) @ X
-    method = method or ("scipy" if device.type == "cpu" else "torch")
-    if method == "scipy":
-        return torch.from_numpy(_gram_blocks(X, np.float64 if dtype == torch.float64
-                                             else np.float32))
-    # sparse Xᵀ times dense column blocks of X, formed on the device
     Xt_t = csr_to_torch(X.T.tocsr(), device, dtype)
     G = torch.empty((n_items, n_items), dtype=dtype, device=device)
     Xc = X.tocsc()
@@ -207,29 +196,20 @@ def _finish_in_place(P, *, ease=True, step=256):
 
 
 def _spd_inverse(G, l2, dtype):
-    """(G)⁻¹ of a symmetric positive definite matrix, through its Cholesky factor; G is consumed.
-
-    On the CPU: LAPACK's potrf + potri through scipy (OpenBLAS), in G's precision, on
-    :func:`_blas_threads` threads, then mirrored in place (numpy, by blocks of rows).
-    ``torch.cholesky_inverse`` on the CPU *slowed down* from 1 to 2 threads on a loaded 2-core
-    machine (0.23 s -> 4.4 s on ML-1M's 3,706 items, issue 14). On CUDA:
-    ``torch.linalg.cholesky_ex`` + ``torch.cholesky_inverse``.
+    """(G)⁻¹ of a symmetric positive definite matrix on the device (the CUDA path), through
+    ``torch.linalg.cholesky_ex`` + ``torch.cholesky_inverse``; G is consumed. The CPU path is
+    :func:`_potrf_potri`: ``torch.cholesky_inverse`` on the CPU *slowed down* from 1 to 2
+    threads on a loaded 2-core machine (0.23 s -> 4.4 s on ML-1M's 3,706 items, issue 14).
     """
-    if G.device.type != "cpu":
-        L, info = torch.linalg.cholesky_ex(G)
-        del G
-        if int(info) != 0:
-            raise _not_pd(l2, dtype, info)
-        return torch.cholesky_inverse(L)
-    A = G.numpy()  # shares G's memory
-    P = _potrf_potri(A, l2, dtype, _blas_threads(A.shape[0]))
-    return torch.from_numpy(_finish_in_place(P, ease=False))
+    L, info = torch.linalg.cholesky_ex(G)
+    del G
+    if int(info) != 0:
+        raise _not_pd(l2, dtype, info)
+    return torch.cholesky_inverse(L)
 
 
-def _ease_cpu(X, l2, row_weights, dtype):
+def _ease_cpu(X, l2, dtype):
     """The EASE matrix on the CPU, with one n × n array throughout (see ease_closed_form)."""
-    if row_weights is not None:
-        X = sp.diags(np.sqrt(row_weights)) @ X
     A = _gram_blocks(X, np.float64 if dtype == torch.float64 else np.float32, upper=True)
     A[np.diag_indices_from(A)] += float(l2)
     P = _potrf_potri(A, l2, dtype, _blas_threads(A.shape[0]))
@@ -260,12 +240,14 @@ def ease_closed_form(X, l2, *, row_weights=None, device="cpu", dtype=torch.float
         f"EASE on {n_items} items (three {n_items}x{n_items} {str(dtype)[6:]} matrices)",
         "Filter rare items (e.g. keep items with >= 5 interactions), use dtype='float32', or a "
         "device with more memory.", free=device_free_bytes(device))
+    if row_weights is not None:
+        X = sp.diags(np.sqrt(row_weights)) @ X  # Xᵀ W X = (W^½ X)ᵀ (W^½ X)
     if device.type == "cpu":
         # Gram by blocks of rows (upper triangle), LAPACK potrf + potri on _blas_threads()
         # threads, then mirror / scale / zero diagonal fused in one numpy pass: one n × n array,
         # and no torch (OpenMP) thread pool next to the BLAS one
-        return _ease_cpu(X, l2, row_weights, dtype)
-    G = _gram(X, row_weights, device, dtype).to(device)
+        return _ease_cpu(X, l2, dtype)
+    G = _gram(X, device, dtype)
     G.diagonal().add_(float(l2))
     P = _spd_inverse(G, l2, dtype)
     diag = P.diagonal().clone()
