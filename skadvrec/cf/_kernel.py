@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import math
 import os
 import platform
 import shutil
@@ -38,6 +37,7 @@ import threading
 
 import torch
 
+from .._torch import _steps_to_tiny
 from .._warnings import warn
 
 __all__ = ["NativeStep", "NativeReject", "load", "enabled"]
@@ -483,11 +483,6 @@ def load():
     return _lib
 
 
-def _tiny(beta):
-    """Steps k above which beta**k is taken as 0 (as RowAdamW: below 1e-20)."""
-    return math.inf if beta <= 0 else (-20.0 / math.log10(beta) if beta < 1 else math.inf)
-
-
 class NativeStep:
     """The step of one fit: the library plus the scratch buffers of the trainer.
 
@@ -537,8 +532,8 @@ class NativeStep:
     def _scalars(self, reg=0.0):
         opt = self.opt
         vals = [opt._scale, opt._scale * opt._keep, opt.lr, opt._keep, opt.beta1, opt.beta2,
-                opt.eps, float(reg), self.coef_a, self.weight, _tiny(opt.beta1),
-                _tiny(opt.beta2)]
+                opt.eps, float(reg), self.coef_a, self.weight, _steps_to_tiny(opt.beta1),
+                _steps_to_tiny(opt.beta2)]
         ctypes.memmove(self.sc.data_ptr(), (ctypes.c_double * 12)(*vals), 96)
         return self.sc.data_ptr()
 
