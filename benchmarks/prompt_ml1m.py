@@ -103,21 +103,24 @@ def stage_backbone(seed, audit="full"):
                best_epoch=model.best_epoch_, n_parameters=model.n_parameters_,
                history=model.history_, hits=hits, rank_s=rank_s)
     if audit != "none":
-        leak, leak_s = leakage(model, S, seed,
-                               attacker=_fast_attacker() if audit == "logistic" else None)
-        print(f"leakage ({audit}) {leak} ({leak_s:.0f}s)", flush=True)
+        leak, leak_s = _audit(model, S, seed, audit)
         out.update(leakage=leak, leakage_s=leak_s, audit=audit)
     (OUT / f"p5_ml1m_seed{seed}.json").write_text(json.dumps(out, indent=1, default=str))
     return out
 
 
-def stage_audit(seed, audit="full"):
-    """The leakage audit of a saved backbone (the full attacker portfolio by default)."""
-    _, _, S = load()
-    model = _load_backbone(seed)
+def _audit(model, S, seed, audit):
+    """:func:`leakage` with the full portfolio ("full") or the logistic attacker, printed."""
     leak, leak_s = leakage(model, S, seed,
                            attacker=_fast_attacker() if audit == "logistic" else None)
     print(f"leakage ({audit}) {leak} ({leak_s:.0f}s)", flush=True)
+    return leak, leak_s
+
+
+def stage_audit(seed, audit="full"):
+    """The leakage audit of a saved backbone (the full attacker portfolio by default)."""
+    _, _, S = load()
+    leak, leak_s = _audit(_load_backbone(seed), S, seed, audit)
     (OUT / f"p5_ml1m_seed{seed}_audit_{audit}.json").write_text(
         json.dumps(dict(leakage=leak, seconds=leak_s), indent=1))
 
