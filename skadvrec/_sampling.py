@@ -77,11 +77,22 @@ def sample_negatives(users, n_items, keys, generator, reject=None):
     (False, False)
     """
     dev = users.device
-    n = len(users)
-    neg = torch.randint(n_items, (n,), generator=generator, device=dev)
-    todo = torch.arange(n, device=dev)
+    neg = torch.randint(n_items, (len(users),), generator=generator, device=dev)
+    return _redraw(users, neg, torch.arange(len(users), device=dev), n_items, keys, generator,
+                   reject, tested=False)
+
+
+def _redraw(users, neg, todo, n_items, keys, generator, reject, tested):
+    """The rejection rounds of :func:`sample_negatives`: the entries ``todo`` of ``neg`` that
+    hit a positive are redrawn until none does (``tested``: ``todo`` holds exactly the entries
+    that hit one, so the first round starts with the redraw)."""
+    dev = users.device
     while len(keys):
-        if reject is not None:
+        if tested:
+            tested = False
+            if len(todo) == 0:
+                break
+        elif reject is not None:
             todo = reject(users, neg, todo)
             if len(todo) == 0:
                 break
@@ -97,7 +108,7 @@ def sample_negatives(users, n_items, keys, generator, reject=None):
 
 
 def sample_bpr_triples(indptr, indices, n_items, n_samples, generator, active_users=None,
-                       keys=None, reject=None):
+                       keys=None, reject=None, draw=None):
     """Draw ``n_samples`` BPR triples (u, i⁺, j⁻) on the device of ``indptr``.
 
     The user is uniform over ``active_users`` (users with at least one training item and at
@@ -120,6 +131,12 @@ def sample_bpr_triples(indptr, indices, n_items, n_samples, generator, active_us
         computed from the CSR structure when None (:class:`TripleSampler` computes them once).
     reject : callable, default=None
         A faster membership test for the negatives (see :func:`sample_negatives`).
+    draw : callable, default=None
+        ``draw(active_users, pick, r, neg) -> (users, pos, bad)``: the users, the positives
+        and the entries whose negative is a positive, from the random draws (the user's index
+        in ``active_users``, a float32 uniform for the positive, the first negative), in one
+        pass (e.g. the native one of the embedding trainers; it must agree with the torch
+        form). The random draws, hence the result, are the same either way.
 
     Returns
     -------
@@ -145,12 +162,18 @@ def sample_bpr_triples(indptr, indices, n_items, n_samples, generator, active_us
         raise ValueError("no user has both a training item and an item to use as a negative; "
                          "BPR needs users with 1 <= interactions < n_items.")
     pick = torch.randint(len(active_users), (n_samples,), generator=generator, device=dev)
+    if keys is None:
+        keys = pair_keys(indptr, indices, n_items)
+    if draw is not None:  # the same draws, in the same order, as the torch form below
+        r = torch.rand(n_samples, generator=generator, device=dev)
+        neg = torch.randint(n_items, (n_samples,), generator=generator, device=dev)
+        users, pos, bad = draw(active_users, pick, r, neg)
+        return users, pos, _redraw(users, neg, bad, n_items, keys, generator, reject,
+                                   tested=True)
     users = active_users[pick]
     off = (torch.rand(n_samples, generator=generator, device=dev) * deg[users]).long()
     off = torch.minimum(off, deg[users] - 1)
     pos = indices[indptr[users] + off]
-    if keys is None:
-        keys = pair_keys(indptr, indices, n_items)
     return users, pos, sample_negatives(users, n_items, keys, generator, reject)
 
 
@@ -162,9 +185,9 @@ class TripleSampler:
     X : sparse matrix of shape (n_users, n_items)
         Training positives (the non-zeros).
     device : torch.device or str
-    reject : callable, default=None
-        A faster membership test for the negatives (see :func:`sample_negatives`); the draws
-        are the same with or without it.
+    reject, draw : callable, default=None
+        A faster membership test for the negatives and a faster first pass of the draw (see
+        :func:`sample_bpr_triples`); the draws are the same with or without them.
 
     Attributes
     ----------
@@ -184,7 +207,7 @@ class TripleSampler:
     torch.Size([5])
     """
 
-    def __init__(self, X, device, reject=None):
+    def __init__(self, X, device, reject=None, draw=None):
         X = sp.csr_matrix(X)
         if not X.has_sorted_indices:
             X = X.sorted_indices()
@@ -194,9 +217,9 @@ class TripleSampler:
         deg = self.indptr[1:] - self.indptr[:-1]
         self.active_users = torch.nonzero((deg > 0) & (deg < self.n_items)).squeeze(1)
         self.keys = pair_keys(self.indptr, self.indices, self.n_items)
-        self.reject = reject
+        self.reject, self.draw = reject, draw
 
     def sample(self, n_samples, generator):
         """``n_samples`` triples (users, positives, negatives), see :func:`sample_bpr_triples`."""
         return sample_bpr_triples(self.indptr, self.indices, self.n_items, n_samples, generator,
-                                  self.active_users, self.keys, self.reject)
+                                  self.active_users, self.keys, self.reject, self.draw)

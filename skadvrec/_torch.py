@@ -29,6 +29,7 @@ __all__ = [
     "adam_options",
     "DenseAdam",
     "ridge_fold_in",
+    "zeros_hugepages",
 ]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -330,6 +331,49 @@ def ridge_fold_in(V: torch.Tensor, l2: float) -> torch.Tensor:
     return torch.linalg.solve(gram, V.T).T.contiguous()
 
 
+_HUGE = 2 << 20  # bytes of a transparent huge page on x86-64 / arm64 Linux
+_MADV_HUGEPAGE = 14
+
+
+def _madvise_hugepages(addr, nbytes):
+    """Ask Linux to back [addr, addr + nbytes) (2 MiB aligned) with transparent huge pages;
+    False where that is not possible (another OS, no libc, THP disabled: then nothing changes)."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.madvise
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn(addr, nbytes, _MADV_HUGEPAGE) == 0
+
+
+def zeros_hugepages(shape, dtype, device) -> torch.Tensor:
+    """A zero tensor whose memory Linux may back with 2 MiB transparent huge pages (CPU tensors
+    of at least 2 MiB; ``torch.zeros`` otherwise, and wherever the advice is refused).
+
+    A step that reads scattered rows of a table of tens of MB (the row-sparse optimiser) misses
+    the TLB on nearly every row with 4 KiB pages; with huge pages the whole table is a few TLB
+    entries. The tensor is an aligned view into a slightly larger buffer, which it keeps alive.
+    """
+    device = torch.device(device)
+    numel = int(np.prod(shape))
+    nbytes = numel * torch.empty((), dtype=dtype).element_size()
+    if device.type != "cpu" or nbytes < _HUGE:
+        return torch.zeros(shape, dtype=dtype, device=device)
+    buf = torch.empty(nbytes + _HUGE, dtype=torch.uint8)  # untouched: advice before first use
+    off = (-buf.data_ptr()) % _HUGE
+    # whole huge pages inside the buffer (a last partial one stays in small pages)
+    _madvise_hugepages(buf.data_ptr() + off, (buf.numel() - off) // _HUGE * _HUGE)
+    out = buf[off:off + nbytes].view(dtype).view(shape)
+    return out.zero_()
+
+
 def _steps_to_tiny(beta):
     """Steps after which beta**k < 1e-20."""
     import math
@@ -391,7 +435,8 @@ class RowAdamW:
     def __init__(self, table, *, lr=1e-3, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8,
                  catch_up=True):
         n, d = table.shape
-        self.state = torch.zeros(n, 3, d, dtype=table.dtype, device=table.device)
+        # scattered rows of a large table: huge pages spare a TLB miss per row
+        self.state = zeros_hugepages((n, 3, d), table.dtype, table.device)
         self.state[:, 0] = table
         self.table = self.state[:, 0]
         self.lr, self.weight_decay = float(lr), float(weight_decay)

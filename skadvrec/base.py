@@ -629,7 +629,8 @@ class IterativeRecommender(BaseRecommender):
       :class:`~skadvrec._data.InteractionData`; ``self._train_rows`` the training users' rows);
       return the number of training units per epoch.
     * ``_train_step(idx) -> dict``: one update on the units ``idx`` (a LongTensor on the device);
-      returns 0-d tensors (batch means) to record.
+      returns 0-d tensors (batch means) to record. (``_train_batches(order, batch_size)`` runs
+      an epoch's steps; a family may override it to run them another way, same record.)
     * ``_snapshot()`` / ``_restore(state)``: copy and reload the trainable state.
     * ``_finish_fit()``: set the fitted attributes from ``self._tr``.
     * optional: ``_check_params(data)``, ``_start_epoch(epoch)``, ``_end_epoch(record)``,
@@ -747,16 +748,7 @@ class IterativeRecommender(BaseRecommender):
                 self._start_epoch(epoch)
                 order = (torch.randperm(n_units, generator=gen, device=dev) if self._shuffle
                          else torch.arange(n_units, device=dev))
-                sums, counts = {}, {}
-                for start in range(0, n_units, bs):
-                    idx = order[start:start + bs]
-                    losses = self._train_step(idx)
-                    self.n_steps_ += 1
-                    with torch.no_grad():
-                        for key, val_ in losses.items():
-                            v = val_.detach() * len(idx)
-                            sums[key] = sums[key] + v if key in sums else v
-                            counts[key] = counts.get(key, 0) + len(idx)
+                sums, counts = self._train_batches(order, bs)
                 keys = list(sums)
                 # epoch means divided in the losses' dtype, on the device (one read-back)
                 values = (torch.stack([(sums[k] / counts[k]).double() for k in keys]).tolist()
@@ -795,6 +787,25 @@ class IterativeRecommender(BaseRecommender):
                    "the model keeps its parameters at the interruption."),
                 UserWarning)
         self.n_iter_ = sum(1 for h in self.history_ if h["epoch"] > 0)
+
+    def _train_batches(self, order, batch_size):
+        """The steps of one epoch: ``_train_step`` on the consecutive batches of ``order``.
+
+        Returns ``(sums, counts)``: per loss key, the sum over the steps of the batch mean times
+        the batch size (a tensor on the device) and the number of units. A family may run the
+        epoch another way (e.g. in one native call) as long as it returns the same record.
+        """
+        sums, counts = {}, {}
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            losses = self._train_step(idx)
+            self.n_steps_ += 1
+            with torch.no_grad():
+                for key, val_ in losses.items():
+                    v = val_.detach() * len(idx)
+                    sums[key] = sums[key] + v if key in sums else v
+                    counts[key] = counts.get(key, 0) + len(idx)
+        return sums, counts
 
     def _split_validation(self, data, validation_data, rng):
         """(training matrix, training users' row indices, validation data) by

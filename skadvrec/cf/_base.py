@@ -117,8 +117,9 @@ class _EmbeddingRecommender(IterativeRecommender):
                 (*adv.rule.native_args(), adv.weight) if hasattr(adv.rule, "native_args")
                 else None)
             tr.native = _kernel.NativeStep.create(tr.row_opt, tr.n_users, rule)
-        if tr.native is not None:  # and the negatives' membership test (the same draws)
+        if tr.native is not None:  # and the sampler's passes over the draws (the same draws)
             tr.sampler.reject = _kernel.NativeReject.create(tr.sampler, tr.native.lib)
+            tr.sampler.draw = _kernel.NativeTriples.create(tr.sampler, tr.native.lib)
         return tr.n  # one epoch = as many triples as training interactions
 
     def _start_epoch(self, epoch):
@@ -126,6 +127,18 @@ class _EmbeddingRecommender(IterativeRecommender):
         tr.triples = tr.sampler.sample(tr.n, tr.gen)
         adv = tr.adversary
         tr.adversarial = adv is not None and epoch >= adv.n_pretrain_epochs and adv.weight > 0
+
+    def _train_batches(self, order, batch_size):
+        """With the native step, the whole epoch in one call (the triples are already in
+        random order, so the batches are consecutive slices of them); the same updates and the
+        same record as the step-by-step loop."""
+        tr = self._tr
+        if tr.native is None or self._shuffle:
+            return super()._train_batches(order, batch_size)
+        steps, sums = tr.native.epoch(*tr.triples, batch_size, float(self.reg), tr.adversarial)
+        self.n_steps_ += steps
+        n = int(tr.triples[0].numel())
+        return sums, dict.fromkeys(sums, n)
 
     def _train_step(self, idx):
         if self._tr.native is not None:
