@@ -484,3 +484,45 @@ def test_row_adamw_catch_up_follows_dense_adamw():
         opt.flush()
         errors.append(float((opt.table - P.detach()).norm() / moved))
     assert errors[0] < 0.05 and errors[1] > 4 * errors[0], errors
+
+
+def test_zeros_hugepages_is_a_zero_tensor_on_advised_aligned_memory():
+    """RowAdamW's table: zeros of the asked shape and dtype, writable, 2 MiB aligned where it is
+    large enough (so Linux can back it with huge pages), a plain tensor where it is small; the
+    view keeps its buffer alive. Where the kernel takes the advice, the pages are huge."""
+    import gc
+    import re
+    import sys
+
+    from skadvrec._torch import _HUGE, RowAdamW, zeros_hugepages
+
+    small = zeros_hugepages((10, 3, 4), torch.float32, "cpu")
+    assert small.shape == (10, 3, 4) and not small.any()
+    big = zeros_hugepages((3000, 3, 64), torch.float64, "cpu")  # 4.6 MB
+    assert big.shape == (3000, 3, 64) and big.dtype == torch.float64 and big.is_contiguous()
+    assert big.data_ptr() % _HUGE == 0 and not big.any()
+    big += 1.5
+    gc.collect()
+    assert float(big.sum()) == 1.5 * big.numel()
+    opt = RowAdamW(torch.ones(20000, 64), lr=0.1)
+    assert opt.state.data_ptr() % _HUGE == 0 and torch.equal(opt.table, torch.ones(20000, 64))
+    if sys.platform.startswith("linux"):
+        try:
+            mode = open("/sys/kernel/mm/transparent_hugepage/enabled").read()
+        except OSError:
+            mode = ""
+        if "[never]" not in mode and mode:
+            opt.state.add_(0.0)  # touch every page
+            start = opt.state.data_ptr()
+            found = 0
+            cur = None
+            for line in open("/proc/self/smaps"):
+                m = re.match(r"([0-9a-f]+)-([0-9a-f]+) ", line)
+                if m:
+                    lo, hi = int(m.group(1), 16), int(m.group(2), 16)
+                    cur = lo <= start < hi
+                elif cur and line.startswith("AnonHugePages:"):
+                    found = int(line.split()[1])
+            if found == 0:
+                pytest.skip("the kernel gave no huge page (memory too fragmented)")
+            assert found >= 2048

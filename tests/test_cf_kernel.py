@@ -123,10 +123,42 @@ def test_native_sampler_draws_the_same_triples():
     X = sp.random(200, 90, density=0.2, random_state=1, format="csr")
     a, b = TripleSampler(X, "cpu"), TripleSampler(X, "cpu")
     b.reject = _kernel.NativeReject.create(b, _kernel.load())
+    c = TripleSampler(X, "cpu")  # and the native first pass over the draws, with either test
+    c.draw = _kernel.NativeTriples.create(c, _kernel.load())
+    d = TripleSampler(X, "cpu", reject=b.reject)
+    d.draw = c.draw
     for seed in range(3):
         ta = a.sample(4000, torch.Generator().manual_seed(seed))
-        tb = b.sample(4000, torch.Generator().manual_seed(seed))
-        assert all(torch.equal(x, y) for x, y in zip(ta, tb))
+        for other in (b, c, d):
+            tb = other.sample(4000, torch.Generator().manual_seed(seed))
+            assert all(torch.equal(x, y) for x, y in zip(ta, tb))
+        u, i, j = ta  # and the draws are what they claim: positives, then non-positives
+        dense = X.toarray() != 0
+        assert dense[u.numpy(), i.numpy()].all() and not dense[u.numpy(), j.numpy()].any()
+
+
+@needs_cc
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("model", [
+    BPRMF(reg=0.01), APR(eps=0.3, n_pretrain_epochs=1), PamaCF(rho=0.3, n_pretrain_epochs=1),
+    PamaCF(rho=0.3, n_pretrain_epochs=1, magnitude="paper"),
+], ids=["bprmf", "apr", "pamacf", "pamacf-paper"])
+def test_native_epoch_in_one_call_equals_step_by_step(df, model, monkeypatch):
+    """The epoch as one native call makes the same updates as the native step called batch by
+    batch from the training loop (the same model to the bit) and keeps the same record."""
+    from skadvrec.base import IterativeRecommender
+
+    params = dict(n_components=16, batch_size=50, max_iter=3, device="cpu", random_state=0)
+    a = type(model)(**{**model.get_params(), **params}).fit(df)
+    with monkeypatch.context() as mp:  # the loop of the base class: one _native_step a batch
+        mp.setattr(type(model), "_train_batches", IterativeRecommender._train_batches)
+        b = type(model)(**{**model.get_params(), **params}).fit(df)
+    assert torch.equal(a.user_embeddings_, b.user_embeddings_)
+    assert torch.equal(a.item_embeddings_, b.item_embeddings_)
+    assert a.n_steps_ == b.n_steps_ == 3 * int(np.ceil(len(df) / 50))
+    for ha, hb in zip(a.history_, b.history_):
+        assert {k: v for k, v in ha.items() if k != "seconds"} == \
+            {k: v for k, v in hb.items() if k != "seconds"}
 
 
 @needs_cc

@@ -1,16 +1,28 @@
-"""The native BPR / APR / PamaCF step of the MF backbone: one C function per batch.
+"""The native BPR / APR / PamaCF step of the MF backbone: one C function per batch, or per epoch.
 
 The row-sparse torch step of :class:`~skadvrec.cf._base._EmbeddingRecommender` is about forty
 small tensor operations a batch; on the CPU their fixed costs (dispatch, allocation, one pass
 over memory each) dominate a BPR epoch. This module runs the same step as one C function on the
-trainer's own buffers: it reads each touched row once (weight-decay scale and momentum catch-up
-of :class:`skadvrec._torch.RowAdamW`, applied in place), computes the BPR, L2 and adversarial
-gradients per triple in closed form, sums them per row and applies the row-sparse AdamW update,
-with the semantics of ``RowAdamW.fetch`` + ``RowAdamW.step`` and of the torch step's gradients
-(float32 arithmetic on the rows, float64 for the scalars and the losses; results differ from
-the torch form by float32 rounding only: the L2 gradient is added once per row as
-count · 2·reg/B · e, divisions by constants are products, sums are taken in another order). It also gives the
-negative sampler a faster membership test (:class:`NativeReject`) that draws the same triples.
+trainer's own buffers, with the semantics of ``RowAdamW.fetch`` + ``RowAdamW.step`` and of the
+torch step's gradients (float32 arithmetic on the rows, float64 for the scalars and the loss
+sums; results differ from the torch form by float32 rounding only: the L2 gradient is added once
+per row as count · 2·reg/B · e, the adversarial gradients' norms are taken in closed form,
+divisions by constants are products, sums are taken in another order).
+
+An epoch on Gowalla is bound by memory, not arithmetic: each step reads and writes ~5,700
+scattered rows of parameter + two moments (768 bytes each at 64 dimensions) in a 54 MB table. So
+the step reads each touched row from memory once: a first pass over the batch's indices gives
+each row its slot, count and last occurrence without touching it; the row is fetched (weight-
+decay scale and momentum catch-up of :class:`skadvrec._torch.RowAdamW`, in place) where the
+triples first meet it, its cache lines requested a few triples ahead, and its AdamW update is
+applied right after its last occurrence, while it is still in cache. Triples run in chunks of 8
+so that their independent dot products and exponentials overlap. ``skadvrec_bpr_epoch`` runs an
+epoch's steps in one call and keeps the training loop's record (the float32 sums of the batch
+means) to the bit; the table itself lies on transparent huge pages
+(:func:`skadvrec._torch.zeros_hugepages`), which spares a TLB miss per row. The module also
+gives the negative sampler its passes over the draws (:class:`NativeTriples`: users, positives
+and the first membership test in one loop; :class:`NativeReject`: the later rounds), which draw
+the same triples as the torch form.
 
 The source below is compiled at first use with the system C compiler (``$CC``, else ``cc``,
 ``gcc`` or ``clang``; ``-O3 -fno-math-errno``; on x86-64 an AVX2 + FMA copy of the step is
@@ -63,9 +75,11 @@ _SOURCE = r"""
 
 #if defined(__GNUC__) || defined(__clang__)
 #define PREFETCH(p) __builtin_prefetch((p), 1, 3)
+#define PREFETCH_R(p) __builtin_prefetch((p), 0, 3)
 #define INLINE static inline __attribute__((always_inline))
 #else
 #define PREFETCH(p) ((void)0)
+#define PREFETCH_R(p) ((void)0)
 #define INLINE static inline
 #endif
 
@@ -74,6 +88,9 @@ _SOURCE = r"""
 #endif
 #ifndef CH
 #define CH 8        /* triples per chunk */
+#endif
+#ifndef PF_DRAW
+#define PF_DRAW 16    /* draws ahead (the sampler's first pass) */
 #endif
 #ifndef PF_TRIPLES
 #define PF_TRIPLES 4  /* triples ahead */
@@ -327,7 +344,8 @@ INLINE float adam_row(const Adam *a, float *p, float *g, int64_t d, float count)
  * and AdamW's two moments. last: (n_rows,) step up to which each row's momentum was applied
  * (NULL: no catch-up). slot: (n_rows,) int32, all -1 on entry and on return. work: float32
  * scratch of at least 3*B*d + 5*B + 3*CH*d; rows: int64 scratch of 3*B; aux: int32 scratch of
- * 6*B. sc[]: scale, new_scale, lr, keep, b1, b2, eps, reg, coef_a, adv_weight, tiny1, tiny2
+ * 6*B.
+ * sc[]: scale, new_scale, lr, keep, b1, b2, eps, reg, coef_a, adv_weight, tiny1, tiny2
  * (tiny: the k above which beta^k is taken as 0). rule: 0 none, 1 uniform (m = a),
  * 2 personalised (m = a * sigmoid(|eu|^2 / mean_batch |eu|^2 - 1)), 3 paper
  * (m = a * sigmoid(|eu| - mean over all users of |e|)).
@@ -363,6 +381,7 @@ API CLONES int64_t skadvrec_bpr_step(float *state, int64_t *last, int32_t *slot,
     Fetch f;
     fetch_setup(&f, sc, t, pw, pw_n);
 #define FETCH(s) do { if (!seen[s]) { seen[s] = 1; const int64_t r_ = rows[s]; \
+        memset(G + (int64_t)(s) * d, 0, sizeof(float) * (size_t)d); \
         fetch_row(&f, state + r_ * D3, d, (last != NULL && t > 0) ? t - last[r_] : 0); } \
     } while (0)
 
@@ -378,7 +397,6 @@ API CLONES int64_t skadvrec_bpr_step(float *state, int64_t *last, int32_t *slot,
             lastb[slot[r]] = (int32_t)b;
         }
     }
-    memset(G, 0, sizeof(float) * (size_t)(n * d));
 
     /* the paper rule: mean norm over all users, before this step (stored * scale) */
     if (rule == 3) {
@@ -505,18 +523,30 @@ API int64_t skadvrec_triples(const int64_t *indptr, const int64_t *indices, cons
                              int64_t *users, int64_t *pos, int64_t *bad) {
     int64_t n_bad = 0;
     for (int64_t t = 0; t < n; t++) {
+        if (t + PF_DRAW < n) {  /* the user's row of a draw ahead: its start, middle and end */
+            const int64_t u2 = active[pick[t + PF_DRAW]], a2 = indptr[u2];
+            const int64_t e2 = indptr[u2 + 1];
+            PREFETCH_R(indices + a2);
+            PREFETCH_R(indices + a2 + (e2 - a2) / 2);
+            PREFETCH_R(indices + (e2 > a2 ? e2 - 1 : a2));
+        }
         const int64_t us = active[pick[t]], a = indptr[us], deg = indptr[us + 1] - a;
         int64_t off = (int64_t)(r[t] * (float)deg);
         if (off > deg - 1) off = deg - 1;
         users[t] = us;
         pos[t] = indices[a + off];
+        /* branchless lower bound of neg[t] in the row: it lies in [p, p + len] throughout */
         const int64_t it = neg[t];
-        int64_t lo = a, hi = a + deg;
-        while (lo < hi) {
-            const int64_t mid = lo + (hi - lo) / 2;
-            if (indices[mid] < it) lo = mid + 1; else hi = mid;
+        const int64_t *p = indices + a, *end = indices + a + deg;
+        int64_t len = deg;
+        while (len > 1) {
+            const int64_t half = len / 2;
+            p = p[half - 1] < it ? p + half : p;
+            len -= half;
         }
-        if (lo < a + deg && indices[lo] == it) bad[n_bad++] = t;
+        const int hit = (p < end && *p == it) || (p + 1 < end && p[1] == it);
+        bad[n_bad] = t;
+        n_bad += hit;
     }
     return n_bad;
 }
