@@ -212,6 +212,25 @@ def test_fallback_without_compiler(df, monkeypatch, recwarn):
 
 
 @needs_cc
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_baseline_build_trains_the_same_model(df, monkeypatch, tmp_path):
+    """The library built without the AVX2 clone (the build's last resort, and what runs on a CPU
+    without AVX2) trains the same models as the default build, to float32 rounding."""
+    monkeypatch.setenv("SKADVREC_KERNEL_CACHE", str(tmp_path))
+    base = _kernel._load_library(_kernel._build(_kernel._compiler(), (_kernel._BASE_FLAGS,)))
+    params = dict(n_components=16, batch_size=50, max_iter=3, device="cpu", random_state=0)
+    for model in (BPRMF(reg=0.01), PamaCF(rho=0.3, n_pretrain_epochs=1)):
+        a = type(model)(**{**model.get_params(), **params}).fit(df)
+        monkeypatch.setattr(_kernel, "_lib", base)
+        b = type(model)(**{**model.get_params(), **params}).fit(df)
+        monkeypatch.undo()
+        monkeypatch.setenv("SKADVREC_KERNEL_CACHE", str(tmp_path))
+        np.testing.assert_allclose(a.user_embeddings_, b.user_embeddings_, rtol=1e-3,
+                                   atol=2e-5)
+        assert a.history_[-1]["loss"] == pytest.approx(b.history_[-1]["loss"], rel=1e-5)
+
+
+@needs_cc
 def test_fallback_when_the_build_fails(df, monkeypatch, tmp_path):
     monkeypatch.setenv("SKADVREC_KERNEL_CACHE", str(tmp_path))
     monkeypatch.setattr(_kernel, "_lib", None)
