@@ -7,6 +7,7 @@ gradient-reversal layer live here once, so that no family re-implements them.
 from __future__ import annotations
 
 import numbers
+import os
 import warnings
 
 import numpy as np
@@ -30,6 +31,9 @@ __all__ = [
     "DenseAdam",
     "ridge_fold_in",
     "zeros_hugepages",
+    "idle_cpu_threads",
+    "runnable_threads_of_others",
+    "TorchThreadCap",
 ]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -329,6 +333,87 @@ def ridge_fold_in(V: torch.Tensor, l2: float) -> torch.Tensor:
     d = V.shape[1]
     gram = V.T @ V + float(l2) * torch.eye(d, device=V.device, dtype=V.dtype)
     return torch.linalg.solve(gram, V.T).T.contiguous()
+
+
+def runnable_threads_of_others():
+    """Threads runnable right now on the machine, other than this process's (Linux), or None.
+
+    The numerator of /proc/loadavg's fourth field is the instantaneous count of runnable
+    threads; this process's own runnable threads (``/proc/self/task/*/stat``, state R: e.g.
+    BLAS / OpenMP workers still spinning after a previous call) are subtracted. Median of 5
+    samples 1 ms apart (a shell command starting at that instant is not a busy core). In a
+    container the count is the host's, so a busy host can lower a cap below what the container
+    could use.
+    """
+    import glob
+    import time
+
+    try:
+        counts = []
+        for _ in range(5):
+            with open("/proc/loadavg") as f:
+                total = int(f.read().split()[3].split("/")[0])
+            own = 0
+            for path in glob.glob("/proc/self/task/*/stat"):
+                try:
+                    with open(path) as f:
+                        own += f.read().rsplit(")", 1)[1].split()[0] == "R"
+                except OSError:
+                    pass
+            counts.append(max(0, total - own))
+            time.sleep(0.001)
+        return sorted(counts)[2]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def idle_cpu_threads(requested):
+    """``requested`` threads capped to the CPUs (of this process's affinity) that no other
+    process's runnable thread holds now (Linux; elsewhere ``requested``); at least 1, never
+    more than ``requested``.
+
+    Threads that split each operation and wait for all of them (OpenMP, BLAS) stall whenever
+    one is descheduled: beside another busy process, 2 threads on a 2-core machine ran an
+    epoch several times slower than 1 (issue 14). The cap keeps them to the idle CPUs.
+    """
+    requested = int(requested)
+    if requested <= 1:
+        return max(1, requested)
+    others = runnable_threads_of_others()
+    if others is None:
+        return requested
+    try:
+        n_cpu = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n_cpu = os.cpu_count() or 1
+    return max(1, min(requested, n_cpu - others))
+
+
+class TorchThreadCap:
+    """Caps torch's intra-op threads to the idle CPUs during CPU training
+    (:func:`idle_cpu_threads`), re-read by each :meth:`update` (once an epoch), and gives the
+    count back on :meth:`restore`. On another device, or with one thread, it does nothing."""
+
+    def __init__(self, device):
+        self.active = torch.device(device).type == "cpu"
+        self.requested = torch.get_num_threads()
+        self.current = self.requested
+        self.active = self.active and self.requested > 1
+
+    def update(self):
+        if not self.active:
+            return
+        n = idle_cpu_threads(self.requested)
+        if n != self.current:
+            torch.set_num_threads(n)
+            self.current = n
+
+    def restore(self):
+        # only if nobody changed the count meanwhile (e.g. a thread of the user's own)
+        if self.active and self.current != self.requested \
+                and torch.get_num_threads() == self.current:
+            torch.set_num_threads(self.requested)
+        self.current = self.requested
 
 
 _HUGE = 2 << 20  # bytes of a transparent huge page on x86-64 / arm64 Linux

@@ -26,8 +26,9 @@ from ._data import (ITEM, LABEL, RATING, TABLE_HELP, TIMESTAMP, USER, Interactio
                     check_interactions, check_matrix_values, check_table)
 from ._params import validate_parameter_constraints
 from ._sensitive import as_frame, check_aligned
-from ._torch import (check_device_memory, csr_row_coords, dense_rows, device_free_bytes,
-                     iter_row_batches, make_generator, resolve_device, resolve_dtype)
+from ._torch import (TorchThreadCap, check_device_memory, csr_row_coords, dense_rows,
+                     device_free_bytes, iter_row_batches, make_generator, resolve_device,
+                     resolve_dtype)
 from ._warnings import warn
 from .metrics.ranking import (_as_specs, _check_k, _mask_value, _metrics_on_batch, parse_metric,
                               topk_ranking)
@@ -742,9 +743,13 @@ class IterativeRecommender(BaseRecommender):
             self.history_.append({"epoch": 0, "seconds": 0.0,
                                   f"val_{self.validation_metric}": score})
         epochs = tqdm(range(self.max_iter), disable=not self.verbose, desc=type(self).__name__)
+        # on the CPU, torch's threads are held to the idle CPUs, re-read each epoch: beside a
+        # busy process, threads that wait for each other stall an epoch many times over
+        threads = TorchThreadCap(dev)
         try:
             for epoch in epochs:
                 t0 = time.perf_counter()
+                threads.update()
                 self._start_epoch(epoch)
                 order = (torch.randperm(n_units, generator=gen, device=dev) if self._shuffle
                          else torch.arange(n_units, device=dev))
@@ -786,6 +791,8 @@ class IterativeRecommender(BaseRecommender):
                 + ("the best validated state is kept." if stopper is not None else
                    "the model keeps its parameters at the interruption."),
                 UserWarning)
+        finally:
+            threads.restore()
         self.n_iter_ = sum(1 for h in self.history_ if h["epoch"] > 0)
 
     def _train_batches(self, order, batch_size):

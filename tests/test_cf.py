@@ -526,3 +526,46 @@ def test_zeros_hugepages_is_a_zero_tensor_on_advised_aligned_memory():
             if found == 0:
                 pytest.skip("the kernel gave no huge page (memory too fragmented)")
             assert found >= 2048
+
+
+def test_training_holds_torch_threads_to_idle_cpus(monkeypatch):
+    """The shared training loop: on the CPU with several torch threads, each epoch runs on as
+    many as there are idle CPUs (re-read every epoch), and the count is given back after fit,
+    also when it fails; one thread or another device: untouched."""
+    import skadvrec._torch as torch_mod
+    from skadvrec._torch import TorchThreadCap
+
+    df = make_interactions(n_users=60, n_items=30, density=0.2, random_state=0,
+                           return_frame=True).interactions[["user", "item"]]
+    monkeypatch.setattr(torch_mod.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3},
+                        raising=False)
+    busy = iter([3, 2, 0])  # other processes' runnable threads at each epoch's start
+    monkeypatch.setattr(torch_mod, "runnable_threads_of_others", lambda: next(busy))
+    seen = []
+    real_start = BPRMF._start_epoch
+    monkeypatch.setattr(BPRMF, "_start_epoch",
+                        lambda self, e: (seen.append(torch.get_num_threads()),
+                                         real_start(self, e)))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        BPRMF(n_components=4, max_iter=3, device="cpu", random_state=0).fit(df)
+        assert seen == [1, 2, 4] and torch.get_num_threads() == 4
+        seen.clear()
+        busy = iter([3] * 3)
+        monkeypatch.setattr(torch_mod, "runnable_threads_of_others", lambda: next(busy))
+        monkeypatch.setattr(BPRMF, "_train_batches",
+                            lambda self, order, bs: (_ for _ in ()).throw(RuntimeError("x")))
+        with pytest.raises(RuntimeError):
+            BPRMF(n_components=4, max_iter=3, device="cpu", random_state=0).fit(df)
+        assert seen == [1] and torch.get_num_threads() == 4
+        torch.set_num_threads(1)
+        cap = TorchThreadCap("cpu")
+        cap.update()
+        assert not cap.active and torch.get_num_threads() == 1
+        torch.set_num_threads(4)
+        cap = TorchThreadCap("cuda")  # another device: no cap (nothing is read)
+        cap.update()
+        assert not cap.active and torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(before)

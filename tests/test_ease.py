@@ -279,20 +279,22 @@ def test_finish_in_place_is_ease_b_across_blocks():
 def test_blas_threads_cap(monkeypatch):
     """The solve's BLAS threads: never more than torch's, 1 for small solves, capped to the
     CPUs not busy with other processes' runnable threads."""
+    import skadvrec._torch as torch_mod
     import skadvrec.linear.ease as ease_mod
 
-    monkeypatch.setattr(ease_mod.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    monkeypatch.setattr(ease_mod, "_runnable_threads_of_others", lambda: 3)
+    monkeypatch.setattr(torch_mod.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3},
+                        raising=False)
+    monkeypatch.setattr(torch_mod, "runnable_threads_of_others", lambda: 3)
     assert ease_mod._blas_threads(5000, 4) == 1
-    monkeypatch.setattr(ease_mod, "_runnable_threads_of_others", lambda: 1)
+    monkeypatch.setattr(torch_mod, "runnable_threads_of_others", lambda: 1)
     assert ease_mod._blas_threads(5000, 4) == 3
     assert ease_mod._blas_threads(5000, 2) == 2
     assert ease_mod._blas_threads(100, 4) == 1  # small solve
     assert ease_mod._blas_threads(5000, 1) == 1
-    monkeypatch.setattr(ease_mod, "_runnable_threads_of_others", lambda: None)  # not Linux
+    monkeypatch.setattr(torch_mod, "runnable_threads_of_others", lambda: None)  # not Linux
     assert ease_mod._blas_threads(5000, 3) == 3
     monkeypatch.undo()
-    others = ease_mod._runnable_threads_of_others()  # the real reading, where there is one
+    others = torch_mod.runnable_threads_of_others()  # the real reading, where there is one
     assert others is None or others >= 0
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.utils import metadata_routing
 
-from .._torch import check_device_memory, csr_to_torch, dense_rows, device_free_bytes
+from .._torch import (check_device_memory, csr_to_torch, dense_rows, device_free_bytes,
+                      idle_cpu_threads)
 from .._params import COMMON_CONSTRAINTS, NON_NEGATIVE_REAL, POSITIVE_REAL
 from ..base import BaseRecommender
 
@@ -96,37 +96,6 @@ def _not_pd(l2, dtype, column):
 _SMALL_SOLVE = 1500
 
 
-def _runnable_threads_of_others():
-    """Threads runnable right now on the machine, other than this process's (Linux), or None.
-
-    The numerator of /proc/loadavg's fourth field is the instantaneous count of runnable
-    threads; this process's own runnable threads (``/proc/self/task/*/stat``, state R: e.g.
-    BLAS workers still spinning after a previous call) are subtracted. Median of 5 samples
-    1 ms apart (a shell command starting at that instant is not a busy core). In a container the
-    count is the host's, so a busy host can lower the cap below what the container could use.
-    """
-    import glob
-    import time
-
-    try:
-        counts = []
-        for _ in range(5):
-            with open("/proc/loadavg") as f:
-                total = int(f.read().split()[3].split("/")[0])
-            own = 0
-            for path in glob.glob("/proc/self/task/*/stat"):
-                try:
-                    with open(path) as f:
-                        own += f.read().rsplit(")", 1)[1].split()[0] == "R"
-                except OSError:
-                    pass
-            counts.append(max(0, total - own))
-            time.sleep(0.001)
-        return sorted(counts)[2]
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def _blas_threads(n_items, requested=None):
     """BLAS threads for the CPU solve: ``torch.get_num_threads()``, capped to the idle CPUs.
 
@@ -140,14 +109,7 @@ def _blas_threads(n_items, requested=None):
     requested = torch.get_num_threads() if requested is None else int(requested)
     if requested <= 1 or n_items < _SMALL_SOLVE:
         return 1
-    others = _runnable_threads_of_others()
-    if others is None:
-        return requested
-    try:
-        n_cpu = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        n_cpu = os.cpu_count() or 1
-    return max(1, min(requested, n_cpu - others))
+    return idle_cpu_threads(requested)
 
 
 def _potrf_potri(A, l2, dtype, threads):
