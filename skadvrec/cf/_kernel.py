@@ -836,11 +836,9 @@ class NativeStep:
         return int(steps), dict(zip(keys, sums.unbind()))
 
 
-class NativeTriples:
-    """The deterministic part of the sampler's draw (:func:`skadvrec._sampling.
-    sample_bpr_triples`'s ``draw``) as one C loop: from the random draws, the users, the
-    positives and the negatives that hit a positive (to redraw). Same answers as the torch
-    form, so the same triples are drawn."""
+class _SamplerPass:
+    """A native pass of the sampler over its training matrix's CSR structure (int64, CPU);
+    ``create`` gives None where it does not apply."""
 
     def __init__(self, lib, indptr, indices):
         self.lib, self.indptr, self.indices = lib, indptr, indices
@@ -851,6 +849,13 @@ class NativeTriples:
               and sampler.indices.dtype == torch.int64 and sampler.indptr.is_contiguous()
               and sampler.indices.is_contiguous())
         return cls(lib, sampler.indptr, sampler.indices) if ok else None
+
+
+class NativeTriples(_SamplerPass):
+    """The deterministic part of the sampler's draw (:func:`skadvrec._sampling.
+    sample_bpr_triples`'s ``draw``) as one C loop: from the random draws, the users, the
+    positives and the negatives that hit a positive (to redraw). Same answers as the torch
+    form, so the same triples are drawn."""
 
     def __call__(self, active, pick, r, neg):
         active, pick, r, neg = (x.contiguous() for x in (active, pick, r, neg))
@@ -865,20 +870,10 @@ class NativeTriples:
         return users, pos, bad[:n_bad]
 
 
-class NativeReject:
+class NativeReject(_SamplerPass):
     """The membership test of the negative sampler (:func:`skadvrec._sampling.sample_negatives`'s
     ``reject``) as one C loop: a binary search in each user's sorted CSR row instead of
     ``torch.searchsorted`` over all pair keys. Same answers, so the same triples are drawn."""
-
-    def __init__(self, lib, indptr, indices):
-        self.lib, self.indptr, self.indices = lib, indptr, indices
-
-    @classmethod
-    def create(cls, sampler, lib):
-        ok = (sampler.indptr.device.type == "cpu" and sampler.indptr.dtype == torch.int64
-              and sampler.indices.dtype == torch.int64 and sampler.indptr.is_contiguous()
-              and sampler.indices.is_contiguous())
-        return cls(lib, sampler.indptr, sampler.indices) if ok else None
 
     def __call__(self, users, neg, todo):
         users, neg, todo = (x.contiguous() for x in (users, neg, todo))
