@@ -134,9 +134,10 @@ def sample_bpr_triples(indptr, indices, n_items, n_samples, generator, active_us
     draw : callable, default=None
         ``draw(active_users, pick, r, neg) -> (users, pos, bad)``: the users, the positives
         and the entries whose negative is a positive, from the random draws (the user's index
-        in ``active_users``, a float32 uniform for the positive, the first negative), in one
-        pass (e.g. the native one of the embedding trainers; it must agree with the torch
-        form). The random draws, hence the result, are the same either way.
+        in ``active_users``, a uniform for the positive, the first negative), in one pass (e.g.
+        the native one of the embedding trainers; it must agree with the torch form), or None
+        where it does not apply (then the torch form runs on the same draws). The random
+        draws, hence the result, are the same either way.
 
     Returns
     -------
@@ -164,17 +165,22 @@ def sample_bpr_triples(indptr, indices, n_items, n_samples, generator, active_us
     pick = torch.randint(len(active_users), (n_samples,), generator=generator, device=dev)
     if keys is None:
         keys = pair_keys(indptr, indices, n_items)
+    r = torch.rand(n_samples, generator=generator, device=dev)
+    neg = None
     if draw is not None:  # the same draws, in the same order, as the torch form below
-        r = torch.rand(n_samples, generator=generator, device=dev)
         neg = torch.randint(n_items, (n_samples,), generator=generator, device=dev)
-        users, pos, bad = draw(active_users, pick, r, neg)
-        return users, pos, _redraw(users, neg, bad, n_items, keys, generator, reject,
-                                   tested=True)
+        out = draw(active_users, pick, r, neg)
+        if out is not None:
+            users, pos, bad = out
+            return users, pos, _redraw(users, neg, bad, n_items, keys, generator, reject,
+                                       tested=True)
     users = active_users[pick]
-    off = (torch.rand(n_samples, generator=generator, device=dev) * deg[users]).long()
-    off = torch.minimum(off, deg[users] - 1)
+    off = torch.minimum((r * deg[users]).long(), deg[users] - 1)
     pos = indices[indptr[users] + off]
-    return users, pos, sample_negatives(users, n_items, keys, generator, reject)
+    if neg is None:
+        return users, pos, sample_negatives(users, n_items, keys, generator, reject)
+    return users, pos, _redraw(users, neg, torch.arange(n_samples, device=dev), n_items, keys,
+                               generator, reject, tested=False)
 
 
 class TripleSampler:

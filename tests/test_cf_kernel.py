@@ -132,6 +132,14 @@ def test_native_sampler_draws_the_same_triples():
         for other in (b, c, d):
             tb = other.sample(4000, torch.Generator().manual_seed(seed))
             assert all(torch.equal(x, y) for x, y in zip(ta, tb))
+        before = torch.get_default_dtype()  # float64 uniforms: the torch form, same triples
+        try:
+            torch.set_default_dtype(torch.float64)
+            ta64 = a.sample(4000, torch.Generator().manual_seed(seed))
+            tc64 = c.sample(4000, torch.Generator().manual_seed(seed))
+        finally:
+            torch.set_default_dtype(before)
+        assert all(torch.equal(x, y) for x, y in zip(ta64, tc64))
         u, i, j = ta  # and the draws are what they claim: positives, then non-positives
         dense = X.toarray() != 0
         assert dense[u.numpy(), i.numpy()].all() and not dense[u.numpy(), j.numpy()].any()

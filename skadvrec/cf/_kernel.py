@@ -858,9 +858,9 @@ class NativeTriples(_SamplerPass):
     form, so the same triples are drawn."""
 
     def __call__(self, active, pick, r, neg):
+        if r.dtype != torch.float32 or active.dtype != torch.int64 or pick.dtype != torch.int64:
+            return None  # e.g. float64 uniforms (another default dtype): the torch form
         active, pick, r, neg = (x.contiguous() for x in (active, pick, r, neg))
-        if r.dtype != torch.float32 or active.dtype != torch.int64:
-            raise TypeError("NativeTriples needs float32 uniforms and int64 indices")
         n = len(pick)
         users, pos, bad = (torch.empty(n, dtype=torch.int64) for _ in range(3))
         n_bad = self.lib.skadvrec_triples(
