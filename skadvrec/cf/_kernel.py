@@ -412,7 +412,10 @@ API CLONES int64_t skadvrec_bpr_step(float *state, int64_t *last, int32_t *slot,
     if (rule == 2) {
         double s = 0.0;
         for (int64_t b = 0; b < B; b++) {
-            if (b + PF_ROWS < B) prefetch_row(state + u[b + PF_ROWS] * D3, D3);
+            if (b + PF_ROWS < B) {
+                prefetch_row(state + u[b + PF_ROWS] * D3, D3);
+                if (last != NULL) PREFETCH(last + u[b + PF_ROWS]);
+            }
             FETCH(slot[u[b]]);
             const float *eu = state + u[b] * D3;
             n2[b] = dot(eu, eu, d);
@@ -445,9 +448,16 @@ API CLONES int64_t skadvrec_bpr_step(float *state, int64_t *last, int32_t *slot,
         for (int64_t q = 0; q < nb; q++) {
             const int64_t b = b0 + q;
             if (b + PF_TRIPLES < B) {
-                prefetch_row(state + u[b + PF_TRIPLES] * D3, D3);
-                prefetch_row(state + (i[b + PF_TRIPLES] + n_users) * D3, D3);
-                prefetch_row(state + (j[b + PF_TRIPLES] + n_users) * D3, D3);
+                const int64_t ru = u[b + PF_TRIPLES], ri = i[b + PF_TRIPLES] + n_users,
+                              rj = j[b + PF_TRIPLES] + n_users;
+                prefetch_row(state + ru * D3, D3);
+                prefetch_row(state + ri * D3, D3);
+                prefetch_row(state + rj * D3, D3);
+                if (last != NULL) {  /* their catch-up counters too (a 0.5 MB array) */
+                    PREFETCH(last + ru);
+                    PREFETCH(last + ri);
+                    PREFETCH(last + rj);
+                }
             }
             sl[3 * q] = slot[u[b]];
             sl[3 * q + 1] = slot[i[b] + n_users];
