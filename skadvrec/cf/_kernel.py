@@ -528,7 +528,7 @@ API CLONES int64_t skadvrec_bpr_step(float *state, int64_t *last, int32_t *slot,
  * torch computes), and the entries t whose negative is a positive of the user, written to bad in
  * order; returns their number.
  */
-API int64_t skadvrec_triples(const int64_t *indptr, const int64_t *indices, const int64_t *active,
+API int64_t skadvrec_triples(const int64_t *indptr, const int32_t *indices, const int64_t *active,
                              const int64_t *pick, const float *r, const int64_t *neg, int64_t n,
                              int64_t *users, int64_t *pos, int64_t *bad) {
     int64_t n_bad = 0;
@@ -547,7 +547,7 @@ API int64_t skadvrec_triples(const int64_t *indptr, const int64_t *indices, cons
         pos[t] = indices[a + off];
         /* branchless lower bound of neg[t] in the row: it lies in [p, p + len] throughout */
         const int64_t it = neg[t];
-        const int64_t *p = indices + a, *end = indices + a + deg;
+        const int32_t *p = indices + a, *end = indices + a + deg;
         int64_t len = deg;
         while (len > 1) {
             const int64_t half = len / 2;
@@ -865,7 +865,17 @@ class NativeTriples(_SamplerPass):
     """The deterministic part of the sampler's draw (:func:`skadvrec._sampling.
     sample_bpr_triples`'s ``draw``) as one C loop: from the random draws, the users, the
     positives and the negatives that hit a positive (to redraw). Same answers as the torch
-    form, so the same triples are drawn."""
+    form, so the same triples are drawn. It reads an int32 copy of the column indices (half
+    the memory of a scattered read)."""
+
+    def __init__(self, lib, indptr, indices):
+        super().__init__(lib, indptr, indices.to(torch.int32))
+
+    @classmethod
+    def create(cls, sampler, lib):
+        if sampler.n_items > 2**31 - 1:  # item ids beyond int32: the torch form
+            return None
+        return super().create(sampler, lib)
 
     def __call__(self, active, pick, r, neg):
         if r.dtype != torch.float32 or active.dtype != torch.int64 or pick.dtype != torch.int64:
