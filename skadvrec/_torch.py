@@ -391,18 +391,30 @@ def idle_cpu_threads(requested):
 
 class TorchThreadCap:
     """Caps torch's intra-op threads to the idle CPUs during CPU training
-    (:func:`idle_cpu_threads`), re-read by each :meth:`update` (once an epoch), and gives the
-    count back on :meth:`restore`. On another device, or with one thread, it does nothing."""
+    (:func:`idle_cpu_threads`), re-read by :meth:`update` (called once an epoch; the reading
+    takes ~5 ms, so it is repeated at most every ``interval`` seconds, default ``INTERVAL``), and
+    gives the count back on :meth:`restore`. On another device, or with one thread, it does
+    nothing."""
 
-    def __init__(self, device):
+    INTERVAL = 1.0
+
+    def __init__(self, device, interval=None):
         self.active = torch.device(device).type == "cpu"
         self.requested = torch.get_num_threads()
         self.current = self.requested
         self.active = self.active and self.requested > 1
+        self.interval = float(self.INTERVAL if interval is None else interval)
+        self._read_at = None
 
     def update(self):
         if not self.active:
             return
+        import time
+
+        now = time.monotonic()
+        if self._read_at is not None and now - self._read_at < self.interval:
+            return
+        self._read_at = now
         n = idle_cpu_threads(self.requested)
         if n != self.current:
             torch.set_num_threads(n)

@@ -539,6 +539,7 @@ def test_training_holds_torch_threads_to_idle_cpus(monkeypatch):
                            return_frame=True).interactions[["user", "item"]]
     monkeypatch.setattr(torch_mod.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3},
                         raising=False)
+    monkeypatch.setattr(TorchThreadCap, "INTERVAL", 0.0)  # re-read at every epoch here
     busy = iter([3, 2, 0])  # other processes' runnable threads at each epoch's start
     monkeypatch.setattr(torch_mod, "runnable_threads_of_others", lambda: next(busy))
     seen = []
@@ -567,5 +568,14 @@ def test_training_holds_torch_threads_to_idle_cpus(monkeypatch):
         cap = TorchThreadCap("cuda")  # another device: no cap (nothing is read)
         cap.update()
         assert not cap.active and torch.get_num_threads() == 4
+        reads = []  # the reading (~5 ms) is repeated at most every `interval` seconds
+        monkeypatch.setattr(torch_mod, "runnable_threads_of_others",
+                            lambda: reads.append(1) or 2)
+        cap = TorchThreadCap("cpu", interval=3600)
+        for _ in range(5):
+            cap.update()
+        assert len(reads) == 1 and torch.get_num_threads() == 2
+        cap.restore()
+        assert torch.get_num_threads() == 4
     finally:
         torch.set_num_threads(before)
