@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import time
 import warnings
 
 import numpy as np
@@ -346,7 +347,6 @@ def runnable_threads_of_others():
     could use.
     """
     import glob
-    import time
 
     try:
         counts = []
@@ -399,18 +399,15 @@ class TorchThreadCap:
     INTERVAL = 1.0
 
     def __init__(self, device, interval=None):
-        self.active = torch.device(device).type == "cpu"
         self.requested = torch.get_num_threads()
         self.current = self.requested
-        self.active = self.active and self.requested > 1
+        self.active = torch.device(device).type == "cpu" and self.requested > 1
         self.interval = float(self.INTERVAL if interval is None else interval)
         self._read_at = None
 
     def update(self):
         if not self.active:
             return
-        import time
-
         now = time.monotonic()
         if self._read_at is not None and now - self._read_at < self.interval:
             return

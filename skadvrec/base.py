@@ -743,8 +743,8 @@ class IterativeRecommender(BaseRecommender):
             self.history_.append({"epoch": 0, "seconds": 0.0,
                                   f"val_{self.validation_metric}": score})
         epochs = tqdm(range(self.max_iter), disable=not self.verbose, desc=type(self).__name__)
-        # on the CPU, torch's threads are held to the idle CPUs, re-read at most once a second: beside a
-        # busy process, threads that wait for each other stall an epoch many times over
+        # on the CPU, torch's threads are held to the idle CPUs (re-read at most once a second):
+        # beside a busy process, threads that wait for each other stall an epoch many times over
         threads = TorchThreadCap(dev)
         try:
             for epoch in epochs:

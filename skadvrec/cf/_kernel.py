@@ -42,6 +42,7 @@ import ctypes
 import hashlib
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -746,7 +747,8 @@ class NativeStep:
     of a whole epoch in one call.
     """
 
-    _CHUNK = 8  # CH of the source: triples per chunk of the step
+    # CH of the source (triples per chunk of the step), read from it: one number, one place
+    _CHUNK = int(re.search(r"#define CH (\d+)", _SOURCE).group(1))
 
     _POWERS = 2048  # r^k, b1^k, b2^k tabulated for the catch-up of k < 2048 missed steps
 
